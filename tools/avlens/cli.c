@@ -1,0 +1,46 @@
+/* tools/avlens/cli.c: helpers shared by the subcommands. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cli_fail(const char *cmd, avl_status rc)
+{
+    const char *d = avl_last_error();
+    fprintf(stderr, "avlens %s: %s\n", cmd, d[0] ? d : avl_status_str(rc));
+    return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "avlens %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(see: avlens %s --help)\n", cmd);
+    return 2;
+}
+
+bool cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return true;
+    return false;
+}
+
+bool cli_parse_int(const char *cmd, const char *flag, const char *s, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < 0) {
+        cli_usage_error(cmd, "%s wants a non-negative integer, got '%s'", flag, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}

@@ -1,0 +1,29 @@
+/* tools/avlens/cli.h: what the subcommands share.
+ *
+ * Each subcommand is one file cmd_<name>.c with `int avl_cmd_<name>(int argc, char **argv)`,
+ * where argv[0] is the subcommand's name; it returns the process exit code (0 ok, 1 failure,
+ * 2 usage error) and is listed in main.c's table.
+ */
+#ifndef AVL_CLI_H
+#define AVL_CLI_H
+
+#include <stdbool.h>
+
+#include "avlens/avlens.h"
+
+/* Prints "avlens <cmd>: <detail of the last error>" to stderr and returns 1. */
+int cli_fail(const char *cmd, avl_status rc);
+
+/* Prints "avlens <cmd>: <message>" and a hint to run --help, returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* True when argv holds -h or --help. */
+bool cli_wants_help(int argc, char **argv);
+
+/* Parses a non-negative integer flag value; false (and a message) when it is not one. */
+bool cli_parse_int(const char *cmd, const char *flag, const char *s, long long *out);
+
+/* AVL_COMMANDS: one declaration per subcommand */
+int avl_cmd_version(int argc, char **argv);
+
+#endif

@@ -1,0 +1,66 @@
+/* tools/avlens/main.c: the avlens command: dispatches to one subcommand per file. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    /* AVL_COMMAND_TABLE: one line per subcommand, alphabetical after demo */
+    {"version", avl_cmd_version, "print the version and the libraries built in"},
+};
+
+static void log_to_stderr(avl_log_level level, const char *msg, void *user)
+{
+    int max = *(int *)user;
+    if ((int)level > max) return;
+    static const char *names[] = {"error", "warning", "info", "debug"};
+    fprintf(stderr, "avlens: %s: %s\n", names[level], msg);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "avlens %s: look inside audio-visual LLMs\n\n"
+                 "usage: avlens COMMAND [OPTIONS]   (avlens COMMAND --help for its options)\n\n"
+                 "commands:\n", AVLENS_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nEnvironment: AVL_LOG=error|warn|info|debug (default warn).\n");
+}
+
+int main(int argc, char **argv)
+{
+    static int level = AVL_LOG_WARN;
+    const char *env = getenv("AVL_LOG");
+    if (env) {
+        if (!strcmp(env, "error")) level = AVL_LOG_ERROR;
+        else if (!strcmp(env, "info")) level = AVL_LOG_INFO;
+        else if (!strcmp(env, "debug")) level = AVL_LOG_DEBUG;
+    }
+    avl_set_log(log_to_stderr, &level);
+
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("avlens %s\n", AVLENS_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "avlens: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
