@@ -1,0 +1,122 @@
+/* avlens/safetensors.h: read and write Hugging Face safetensors files, zero-copy.
+ *
+ *   avl_st_set *ck;
+ *   avl_status rc = avl_st_open_dir("Qwen2.5-Omni-7B", &ck);  // model.safetensors or the index
+ *   if (rc) { fprintf(stderr, "%s\n", avl_last_error()); return 1; }
+ *   avl_tensor_view w;
+ *   rc = avl_st_get(ck, "thinker.model.embed_tokens.weight", &w);  // w.data points into the mmap
+ *   avl_st_close(ck);
+ *
+ * Format (https://github.com/huggingface/safetensors): 8-byte little-endian header length N,
+ * N bytes of JSON {"name": {"dtype": "BF16", "shape": [..], "data_offsets": [begin, end]}, ...,
+ * "__metadata__": {"k": "v"}}, then the data; offsets are relative to the end of the header.
+ * Every header is validated before anything is used: N against the file size, well-formed JSON,
+ * known dtypes, shape x dtype size == byte span, spans inside the data and not overlapping,
+ * no duplicate names. A sharded checkpoint is a model.safetensors.index.json whose "weight_map"
+ * maps each tensor name to its shard file.
+ *
+ * Files are memory-mapped read-only; tensor views stay valid until the file or set is closed.
+ */
+#ifndef AVLENS_SAFETENSORS_H
+#define AVLENS_SAFETENSORS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "avlens/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AVL_MAX_DIMS 8
+
+typedef enum {
+    AVL_DTYPE_F32 = 0,
+    AVL_DTYPE_F16,
+    AVL_DTYPE_BF16,
+    AVL_DTYPE_I64,
+    AVL_DTYPE_I32,
+    AVL_DTYPE_U8,
+    AVL_DTYPE_COUNT
+} avl_dtype;
+
+/* "F32", "BF16", ... (the safetensors spelling); "?" for an unknown value. */
+const char *avl_dtype_name(avl_dtype t);
+/* Bytes per element; 0 for an unknown value. */
+size_t avl_dtype_size(avl_dtype t);
+/* Parses the safetensors spelling; AVL_E_NOTFOUND when unknown (no error detail set). */
+avl_status avl_dtype_parse(const char *name, avl_dtype *out);
+
+/* A tensor inside a mapped file. Borrowed: valid while its file/set is open. */
+typedef struct {
+    const char *name;   /* Hugging Face name, e.g. "thinker.model.norm.weight" */
+    const char *file;   /* the path of the file that holds it */
+    avl_dtype dtype;
+    int ndim;           /* 0 (scalar) .. AVL_MAX_DIMS */
+    int64_t shape[AVL_MAX_DIMS];
+    int64_t numel;      /* product of shape (1 for a scalar) */
+    const void *data;   /* numel * dtype size bytes, little-endian, not necessarily aligned */
+    size_t nbytes;
+} avl_tensor_view;
+
+/* ---- one file ---- */
+typedef struct avl_st_file avl_st_file;
+
+/* Maps and validates one .safetensors file. */
+avl_status avl_st_file_open(const char *path, avl_st_file **out);
+/* Validates an in-memory image of a file (what the fuzzer feeds); buf must outlive the file.
+ * label names it in error messages. */
+avl_status avl_st_file_open_memory(const void *buf, size_t len, const char *label, avl_st_file **out);
+void avl_st_file_close(avl_st_file *f);
+int64_t avl_st_file_count(const avl_st_file *f);
+/* i-th tensor in data order (ascending offset). */
+avl_status avl_st_file_at(const avl_st_file *f, int64_t i, avl_tensor_view *out);
+/* AVL_E_NOTFOUND with detail "<path>: no tensor '<name>'" when absent. */
+avl_status avl_st_file_get(const avl_st_file *f, const char *name, avl_tensor_view *out);
+/* The "__metadata__" value for key, or NULL. */
+const char *avl_st_file_metadata(const avl_st_file *f, const char *key);
+
+/* ---- a checkpoint: one file, or shards named by an index ---- */
+typedef struct avl_st_set avl_st_set;
+
+/* dir holds model.safetensors.index.json (sharded) or model.safetensors (single); a path to
+ * a .safetensors file or an index .json is accepted too. Every shard is validated, a missing
+ * shard or a tensor the index names but its shard lacks is an error naming both. */
+avl_status avl_st_open_dir(const char *path, avl_st_set **out);
+void avl_st_close(avl_st_set *s);
+int64_t avl_st_count(const avl_st_set *s);
+avl_status avl_st_at(const avl_st_set *s, int64_t i, avl_tensor_view *out);
+avl_status avl_st_get(const avl_st_set *s, const char *name, avl_tensor_view *out);
+bool avl_st_has(const avl_st_set *s, const char *name);
+
+/* ---- writing ---- */
+typedef struct avl_st_writer avl_st_writer;
+
+/* Collects tensors, then writes one file. Data is copied at add time. */
+avl_status avl_st_writer_new(avl_st_writer **out);
+avl_status avl_st_writer_add(avl_st_writer *w, const char *name, avl_dtype dtype, int ndim,
+                             const int64_t *shape, const void *data);
+avl_status avl_st_writer_set_metadata(avl_st_writer *w, const char *key, const char *value);
+/* Writes the file the way the Python safetensors library lays it out (header padded with
+ * spaces to a multiple of 8, tensors in name order). */
+avl_status avl_st_writer_save(avl_st_writer *w, const char *path);
+/* Writes shards of at most max_shard_bytes data each, named model-0000i-of-0000n.safetensors,
+ * plus model.safetensors.index.json, into dir. n = 1 still writes the index form. */
+avl_status avl_st_writer_save_sharded(avl_st_writer *w, const char *dir, size_t max_shard_bytes);
+void avl_st_writer_free(avl_st_writer *w);
+
+/* ---- numbers ---- */
+/* Converts n elements of a float dtype (F32, F16, BF16) to fp32. */
+avl_status avl_convert_to_f32(avl_dtype dtype, const void *src, float *dst, int64_t n);
+/* fp32 -> bf16 with round-to-nearest-even (NaN kept quiet), as torch does. */
+uint16_t avl_f32_to_bf16(float x);
+float avl_bf16_to_f32(uint16_t x);
+uint16_t avl_f32_to_f16(float x);
+float avl_f16_to_f32(uint16_t x);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
