@@ -46,8 +46,8 @@ def tiny_config(preset="default"):
         vision = dict(hidden_size=16, num_heads=2, intermediate_size=32, depth=4,
                       fullatt_block_indexes=[2], window_size=112)
     elif preset == "odd":
-        V = 160
-        text = dict(vocab_size=V, hidden_size=72, intermediate_size=80, num_hidden_layers=3,
+        V = 128
+        text = dict(vocab_size=V, hidden_size=72, intermediate_size=64, num_hidden_layers=3,
                     num_attention_heads=6, num_key_value_heads=2, mrope_section=[2, 2, 2])
         audio = dict(d_model=24, encoder_layers=1, encoder_attention_heads=3, encoder_ffn_dim=40, n_window=25)
         vision = dict(hidden_size=24, num_heads=2, intermediate_size=40, depth=3,
