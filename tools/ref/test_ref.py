@@ -563,6 +563,36 @@ def test_safetensors_roundtrip_and_sharded_checkpoint():
         assert n % 8 == 0
 
 
+def test_real_shaped_config():
+    """A 7B-shaped config (class defaults elsewhere) parses; inputs use the real special ids."""
+    cfgd = {"model_type": "qwen2_5_omni", "thinker_config": {
+        "audio_token_index": 151646, "image_token_index": 151655, "video_token_index": 151656,
+        "vision_start_token_id": 151652, "vision_end_token_id": 151653, "audio_start_token_id": 151647,
+        "audio_end_token_id": 151648, "user_token_id": 872, "bos_token_id": 151644, "eos_token_id": 151645,
+        "position_id_per_seconds": 25, "seconds_per_chunk": 2,
+        "text_config": {"hidden_size": 3584, "num_attention_heads": 28, "num_key_value_heads": 4,
+                        "num_hidden_layers": 28, "vocab_size": 152064, "rope_theta": 1000000.0,
+                        "rope_scaling": {"mrope_section": [16, 24, 24], "type": "default"}},
+        "audio_config": {"d_model": 1280, "output_dim": 3584},
+        "vision_config": {"embed_dim": 1280, "hidden_size": 1280, "out_hidden_size": 3584, "in_chans": 3}}}
+    c = ref.OmniConfig(cfgd)
+    assert (c.head_dim, c.num_kv_heads, c.v_hidden, c.v_fullatt, c.a_n_window) == (128, 4, 1280, [7, 15, 23, 31], 100)
+    inp = mt.make_inputs(cfgd, {"system_len": 2, "text_len": 2, "use_audio_in_video": True, "items": [
+        {"type": "video", "grid": [10, 24, 24], "second_per_grid": 1.0, "audio_frames": 1000}]}, seed=0)
+    ids = inp["input_ids"][0].tolist()
+    assert ids[:3] == [151644, 8948, 198] and ids[-3:] == [151644, 77091, 198]
+    assert ids.count(151656) == 1440 and ids.count(151646) == 250       # the paper's 10-s clip
+    pos, _ = ref.rope_index(c, ids, video_grid_thw=[[10, 24, 24]], second_per_grids=[1.0],
+                            use_audio_in_video=True, audio_seqlens=[1000])
+    a = [i for i, t in enumerate(ids) if t in (151656, 151646)]
+    runs = [ids[a[0]]]
+    for i in a[1:]:
+        if ids[i] != runs[-1]:
+            runs.append(ids[i])
+    assert len(runs) == 10                                # [V(2 grids) A(50)] x 5
+    assert int(pos[0, a[-1]]) - int(pos[0, a[0]]) == 249  # time ids span 10 s at 25 per second
+
+
 def test_committed_golden_files_reproduce():
     """The committed golden cases still come out of the current reference (catches drift)."""
     root = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
