@@ -278,15 +278,16 @@ def make_inputs(cfg, spec, seed=0):
     pps = th.get("position_id_per_seconds", 25)
     spc = th.get("seconds_per_chunk", 2)
     aiv = bool(spec.get("use_audio_in_video", False))
-    lo = 16 if V < 151643 else 0
-    hi = min(v for k, v in ids.items() if k not in ("newline", "system", "assistant", "user")) if V < 151643 else 151643
-    reserved = {ids["newline"], ids["system"], ids["assistant"], ids["user"]}
+    # Ordinary text tokens: any id below the real special range (151643) that is none of the ids
+    # above; tiny vocabularies also keep the lowest 16 ids free.
+    taken = set(ids.values())
+    lo, hi = (16, V) if V < 151643 else (0, 151643)
 
     def text(n):
         out = []
         while len(out) < n:
             t = int(rng.integers(lo, hi))
-            if t not in reserved:
+            if t not in taken:
                 out.append(t)
         return out
 
