@@ -230,6 +230,55 @@ static void fill(const avl_tensor_spec *s, uint64_t seed, float *x)
     for (int64_t i = 0; i < s->numel; i++) x[i] = (float)(0.02 * avl__rng_normal(&r));
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(((const avl_tensor_spec *)a)->name, ((const avl_tensor_spec *)b)->name);
+}
+
+/* Shards the writer makes with limit max: tensors in name order, a new shard when the next
+ * tensor would overflow a non-empty one (the Hugging Face rule). */
+static int count_shards(const size_t *bytes, int64_t n, size_t max)
+{
+    int shards = n > 0;
+    size_t acc = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (acc > 0 && acc + bytes[i] > max) {
+            shards++;
+            acc = 0;
+        }
+        acc += bytes[i];
+    }
+    return shards;
+}
+
+/* The smallest per-shard limit that gives at most p->shards shards, so that --shards N yields
+ * N balanced shards (fewer only when there are fewer tensors). */
+static size_t shard_limit(const avl_tensor_spec *specs, int64_t n, const avl_mkmodel_params *p, size_t total)
+{
+    avl_tensor_spec *s = avl__malloc((size_t)(n ? n : 1) * sizeof *s);
+    size_t *bytes = avl__malloc((size_t)(n ? n : 1) * sizeof *bytes);
+    size_t lo = (total + (size_t)p->shards - 1) / (size_t)p->shards, hi = total;
+    if (!s || !bytes) {
+        avl__free(s);
+        avl__free(bytes);
+        return lo ? lo : 1; /* still a valid (if less balanced) answer */
+    }
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (!(specs[i].part == AVL_PART_LM_HEAD && specs[i].optional)) s[m++] = specs[i];
+    qsort(s, (size_t)m, sizeof *s, cmp_name);
+    for (int64_t i = 0; i < m; i++) bytes[i] = (size_t)s[i].numel * avl_dtype_size(p->dtype);
+    if (lo < 1) lo = 1;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (count_shards(bytes, m, mid) <= p->shards) hi = mid;
+        else lo = mid + 1;
+    }
+    avl__free(s);
+    avl__free(bytes);
+    return lo;
+}
+
 static avl_status write_weights(const avl_mkmodel_params *p, const avl_config *c, const char *dir)
 {
     avl_tensor_spec *specs = NULL;
@@ -276,8 +325,7 @@ static avl_status write_weights(const avl_mkmodel_params *p, const avl_config *c
         }
         rc = avl_st_writer_save(w, path);
     } else {
-        size_t per = (total + (size_t)p->shards - 1) / (size_t)p->shards;
-        rc = avl_st_writer_save_sharded(w, dir, per ? per : 1);
+        rc = avl_st_writer_save_sharded(w, dir, shard_limit(specs, n, p, total));
     }
 done:
     avl__free(path);
