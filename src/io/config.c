@@ -440,6 +440,20 @@ static void key(const avl_config *c, char *buf, size_t n, const char *sub, const
         }                                                                                          \
     } while (0)
 
+/* Upper bounds keep every tensor's element count and every parameter total inside int64
+ * (products of at most a few bounded factors); real checkpoints are far below them. */
+#define BIG(sub, field, val, lim)                                                                  \
+    do {                                                                                           \
+        if ((val) > (lim)) {                                                                       \
+            key(c, k, sizeof k, sub, field);                                                       \
+            return avl__err(AVL_E_CONFIG, "%s: %s = %lld is implausibly large (limit %lld)", label, k, \
+                            (long long)(val), (long long)(lim));                                   \
+        }                                                                                          \
+    } while (0)
+#define W20 (INT64_C(1) << 20) /* widths */
+#define L16 (INT64_C(1) << 16) /* layer counts */
+#define P30 (INT64_C(1) << 30) /* positions and windows */
+
 static avl_status check_id(const avl_config *c, const char *label, const char *name, int64_t id,
                            bool optional)
 {
@@ -466,6 +480,14 @@ avl_status avl_config_validate(const avl_config *c, const char *label)
     POS("text_config", "vocab_size", t->vocab_size);
     POS("text_config", "max_position_embeddings", t->max_position_embeddings);
     POS("text_config", "head_dim", t->head_dim);
+    BIG("text_config", "hidden_size", t->hidden_size, W20);
+    BIG("text_config", "intermediate_size", t->intermediate_size, W20);
+    BIG("text_config", "num_hidden_layers", t->num_hidden_layers, L16);
+    BIG("text_config", "num_attention_heads", t->num_attention_heads, W20);
+    BIG("text_config", "head_dim", t->head_dim, W20);
+    BIG("text_config", "num_attention_heads * head_dim", t->num_attention_heads * t->head_dim, W20);
+    BIG("text_config", "vocab_size", t->vocab_size, INT64_C(1) << 24);
+    BIG("text_config", "max_position_embeddings", t->max_position_embeddings, P30);
     key(c, k, sizeof k, "text_config", "num_attention_heads");
     /* Only a derived head_dim needs heads to divide hidden_size; an explicit one may differ. */
     if (t->hidden_size % t->num_attention_heads && t->head_dim == t->hidden_size / t->num_attention_heads)
@@ -483,9 +505,9 @@ avl_status avl_config_validate(const avl_config *c, const char *label)
     }
     int64_t msum = 0;
     for (int i = 0; i < 3; i++) {
-        if (t->mrope_section[i] < 0) {
+        if (t->mrope_section[i] < 0 || t->mrope_section[i] > W20) {
             key(c, k, sizeof k, "text_config", "rope_scaling.mrope_section");
-            return avl__err(AVL_E_CONFIG, "%s: %s has a negative entry %lld", label, k,
+            return avl__err(AVL_E_CONFIG, "%s: %s has an impossible entry %lld", label, k,
                             (long long)t->mrope_section[i]);
         }
         msum += t->mrope_section[i];
@@ -505,6 +527,7 @@ avl_status avl_config_validate(const avl_config *c, const char *label)
         return avl__err(AVL_E_CONFIG, "%s: %s = %g must be a positive number", label, k, t->rope_theta);
     }
     if (t->use_sliding_window) POS("text_config", "sliding_window", t->sliding_window);
+    BIG("text_config", "sliding_window", t->sliding_window, P30);
 
     const avl_audio_config *a = &c->audio;
     POS("audio_config", "num_mel_bins", a->num_mel_bins);
@@ -515,6 +538,12 @@ avl_status avl_config_validate(const avl_config *c, const char *label)
     POS("audio_config", "max_source_positions", a->max_source_positions);
     POS("audio_config", "n_window", a->n_window);
     POS("audio_config", "output_dim", a->output_dim);
+    BIG("audio_config", "num_mel_bins", a->num_mel_bins, L16);
+    BIG("audio_config", "d_model", a->d_model, W20);
+    BIG("audio_config", "encoder_layers", a->encoder_layers, L16);
+    BIG("audio_config", "encoder_ffn_dim", a->encoder_ffn_dim, W20);
+    BIG("audio_config", "max_source_positions", a->max_source_positions, P30);
+    BIG("audio_config", "n_window", a->n_window, P30);
     if (a->d_model % a->encoder_attention_heads) {
         key(c, k, sizeof k, "audio_config", "encoder_attention_heads");
         return avl__err(AVL_E_CONFIG, "%s: %s = %lld does not divide d_model %lld", label, k,
@@ -542,6 +571,14 @@ avl_status avl_config_validate(const avl_config *c, const char *label)
     POS("vision_config", "window_size", v->window_size);
     POS("vision_config", "in_channels", v->in_channels);
     POS("vision_config", "out_hidden_size", v->out_hidden_size);
+    BIG("vision_config", "depth", v->depth, L16);
+    BIG("vision_config", "hidden_size", v->hidden_size, W20);
+    BIG("vision_config", "intermediate_size", v->intermediate_size, W20);
+    BIG("vision_config", "patch_size", v->patch_size, INT64_C(1) << 10);
+    BIG("vision_config", "temporal_patch_size", v->temporal_patch_size, INT64_C(64));
+    BIG("vision_config", "in_channels", v->in_channels, INT64_C(64));
+    BIG("vision_config", "spatial_merge_size", v->spatial_merge_size, INT64_C(16));
+    BIG("vision_config", "window_size", v->window_size, P30);
     if (v->hidden_size % v->num_heads) {
         key(c, k, sizeof k, "vision_config", "num_heads");
         return avl__err(AVL_E_CONFIG, "%s: %s = %lld does not divide hidden_size %lld", label, k,
@@ -583,6 +620,7 @@ avl_status avl_config_validate(const avl_config *c, const char *label)
     if ((rc = check_id(c, label, "eos_token_id", c->eos_token_id, true))) return rc;
     if ((rc = check_id(c, label, "pad_token_id", c->pad_token_id, true))) return rc;
     POS(NULL, "position_id_per_seconds", c->position_id_per_seconds);
+    BIG(NULL, "position_id_per_seconds", c->position_id_per_seconds, P30);
     if (!(c->seconds_per_chunk > 0) || !isfinite(c->seconds_per_chunk)) {
         key(c, k, sizeof k, NULL, "seconds_per_chunk");
         return avl__err(AVL_E_CONFIG, "%s: %s = %g must be a positive number", label, k, c->seconds_per_chunk);

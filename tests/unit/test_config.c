@@ -215,6 +215,10 @@ static void test_bad_values(void **state)
     expect_bad("thinker_config.text_config.rope_scaling.mrope_section", "[32, 32]", C,
                "config.json: thinker_config.text_config.rope_scaling.mrope_section must be a list of 3 integers");
     expect_bad("thinker_config.text_config.rope_scaling.rope_type", "\"yarn\"", C, "rope_type 'yarn' is not supported");
+    expect_bad("thinker_config.text_config.rope_scaling.mrope_section", "[-16, 40, 40]", C, "mrope_section has an impossible entry -16");
+    expect_bad("thinker_config.text_config.num_hidden_layers", "100000000", C,
+               "thinker_config.text_config.num_hidden_layers = 100000000 is implausibly large");
+    expect_bad("thinker_config.vision_config.spatial_merge_size", "1000", C, "spatial_merge_size = 1000 is implausibly large");
     expect_bad("thinker_config.text_config.num_hidden_layers", "0", C,
                "config.json: thinker_config.text_config.num_hidden_layers = 0 must be positive");
     expect_bad("thinker_config.text_config.vocab_size", "-5", C, "thinker_config.text_config.vocab_size = -5 must be positive");

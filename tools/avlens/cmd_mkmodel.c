@@ -71,6 +71,10 @@ int avl_cmd_mkmodel(int argc, char **argv)
         const char *a = argv[i];
         bool takes = strcmp(a, "--full") && strcmp(a, "--thinker-only") && strcmp(a, "--tie");
         if (a[0] != '-' || a[1] != '-') return cli_usage_error(cmd, "unexpected argument '%s'", a);
+        bool known = !takes || !strcmp(a, "--out") || !strcmp(a, "--seed") || !strcmp(a, "--shards") ||
+                     !strcmp(a, "--dtype") || !strcmp(a, "--fullatt");
+        for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) known |= !strcmp(a, ints[k].flag);
+        if (!known) return cli_usage_error(cmd, "unknown option '%s'", a);
         if (takes && i + 1 >= argc) return cli_usage_error(cmd, "%s needs a value", a);
         const char *v = takes ? argv[i + 1] : NULL;
         long long n;
@@ -111,7 +115,6 @@ int avl_cmd_mkmodel(int argc, char **argv)
         } else if (!strcmp(a, "--full")) p.thinker_only = false;
         else if (!strcmp(a, "--thinker-only")) p.thinker_only = true;
         else if (!strcmp(a, "--tie")) p.tie_word_embeddings = true;
-        else return cli_usage_error(cmd, "unknown option '%s'", a);
         if (takes) i++;
     }
     if (!out) return cli_usage_error(cmd, "--out DIR is required");
