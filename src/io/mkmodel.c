@@ -230,51 +230,50 @@ static void fill(const avl_tensor_spec *s, uint64_t seed, float *x)
     for (int64_t i = 0; i < s->numel; i++) x[i] = (float)(0.02 * avl__rng_normal(&r));
 }
 
-static int cmp_name(const void *a, const void *b)
+/* Shards the writer makes with limit max, mirroring huggingface_hub's
+ * split_torch_state_dict_into_shards as avl_st_writer_save_sharded does: tensors in insertion
+ * order; a tensor that would tip the open shard over max closes it; a tensor larger than max
+ * gets a shard of its own. */
+static int64_t count_shards(const size_t *bytes, int64_t n, size_t max)
 {
-    return strcmp(((const avl_tensor_spec *)a)->name, ((const avl_tensor_spec *)b)->name);
-}
-
-/* Shards the writer makes with limit max: tensors in name order, a new shard when the next
- * tensor would overflow a non-empty one (the Hugging Face rule). */
-static int count_shards(const size_t *bytes, int64_t n, size_t max)
-{
-    int shards = n > 0;
-    size_t acc = 0;
+    int64_t shards = 0;
+    size_t cur = 0;
+    bool open = false;
     for (int64_t i = 0; i < n; i++) {
-        if (acc > 0 && acc + bytes[i] > max) {
+        if (bytes[i] > max) {
             shards++;
-            acc = 0;
+            continue;
         }
-        acc += bytes[i];
+        if (open && cur + bytes[i] > max) {
+            shards++;
+            open = false;
+        }
+        if (!open) {
+            open = true;
+            cur = 0;
+        }
+        cur += bytes[i];
     }
-    return shards;
+    return shards + (open ? 1 : 0);
 }
 
 /* The smallest per-shard limit that gives at most p->shards shards, so that --shards N yields
  * N balanced shards (fewer only when there are fewer tensors). */
 static size_t shard_limit(const avl_tensor_spec *specs, int64_t n, const avl_mkmodel_params *p, size_t total)
 {
-    avl_tensor_spec *s = avl__malloc((size_t)(n ? n : 1) * sizeof *s);
     size_t *bytes = avl__malloc((size_t)(n ? n : 1) * sizeof *bytes);
     size_t lo = (total + (size_t)p->shards - 1) / (size_t)p->shards, hi = total;
-    if (!s || !bytes) {
-        avl__free(s);
-        avl__free(bytes);
-        return lo ? lo : 1; /* still a valid (if less balanced) answer */
-    }
-    int64_t m = 0;
-    for (int64_t i = 0; i < n; i++)
-        if (!(specs[i].part == AVL_PART_LM_HEAD && specs[i].optional)) s[m++] = specs[i];
-    qsort(s, (size_t)m, sizeof *s, cmp_name);
-    for (int64_t i = 0; i < m; i++) bytes[i] = (size_t)s[i].numel * avl_dtype_size(p->dtype);
     if (lo < 1) lo = 1;
+    if (!bytes) return lo; /* still a valid (if less balanced) answer */
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) /* the order write_weights adds them */
+        if (!(specs[i].part == AVL_PART_LM_HEAD && specs[i].optional))
+            bytes[m++] = (size_t)specs[i].numel * avl_dtype_size(p->dtype);
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (count_shards(bytes, m, mid) <= p->shards) hi = mid;
         else lo = mid + 1;
     }
-    avl__free(s);
     avl__free(bytes);
     return lo;
 }
