@@ -187,7 +187,7 @@ avl_status avl__tiny_tok_build(int64_t n_merges, avl__tiny_tok *t)
     t->merge_b = avl__calloc((size_t)(n_merges ? n_merges : 1), sizeof *t->merge_b);
     word *w = NULL;
     int nw = 0;
-    int64_t *pairs = NULL;
+    int64_t *pairs = NULL, *touched = NULL;
     if (!t->tok || !t->merge_a || !t->merge_b) goto oom;
     for (int i = 0; i < 256; i++) {
         char buf[4];
@@ -201,19 +201,29 @@ avl_status avl__tiny_tok_build(int64_t n_merges, avl__tiny_tok *t)
     for (int q = 0; q < nw; q++)
         for (int i = 0; i < w[q].len; i++) w[q].sym[i] = id_of_byte[(unsigned char)w[q].text[i]];
     int64_t V = 256 + n_merges;
-    pairs = avl__malloc((size_t)(V * V) * sizeof *pairs);
-    if (!pairs) goto oom;
+    /* pairs: dense (V, V) counts, but only the touched entries are visited and reset, so each
+     * step costs O(corpus), not O(V^2). */
+    pairs = avl__calloc((size_t)(V * V), sizeof *pairs);
+    touched = avl__malloc(sizeof k_corpus * sizeof *touched);
+    if (!pairs || !touched) goto oom;
     while (t->n_merges < n_merges) {
-        int64_t nv = t->n_tokens;
-        memset(pairs, 0, (size_t)(nv * nv) * sizeof *pairs);
+        int64_t nv = t->n_tokens, nt = 0;
         for (int q = 0; q < nw; q++)
-            for (int i = 0; i + 1 < w[q].len; i++) pairs[(int64_t)w[q].sym[i] * nv + w[q].sym[i + 1]] += w[q].count;
-        int64_t best = -1, bc = 0; /* any pair: merge until every word is one token */
-        for (int64_t p = 0; p < nv * nv; p++)
-            if (pairs[p] > bc) {
-                bc = pairs[p];
-                best = p;
+            for (int i = 0; i + 1 < w[q].len; i++) {
+                int64_t key = (int64_t)w[q].sym[i] * nv + w[q].sym[i + 1];
+                if (!pairs[key]) touched[nt++] = key;
+                pairs[key] += w[q].count;
             }
+        /* most frequent; ties to the smallest (a, b), i.e. the smallest key */
+        int64_t best = -1, bc = 0;
+        for (int64_t i = 0; i < nt; i++) {
+            int64_t key = touched[i];
+            if (pairs[key] > bc || (pairs[key] == bc && key < best)) {
+                bc = pairs[key];
+                best = key;
+            }
+        }
+        for (int64_t i = 0; i < nt; i++) pairs[touched[i]] = 0;
         if (best < 0) break; /* every word is a single token */
         int a = (int)(best / nv), b = (int)(best % nv);
         size_t la = strlen(t->tok[a]), lb = strlen(t->tok[b]);
@@ -255,6 +265,7 @@ avl_status avl__tiny_tok_build(int64_t n_merges, avl__tiny_tok *t)
     }
     avl__free(w);
     avl__free(pairs);
+    avl__free(touched);
     return AVL_OK;
 oom:
     for (int q = 0; w && q < nw; q++) {
@@ -263,6 +274,7 @@ oom:
     }
     avl__free(w);
     avl__free(pairs);
+    avl__free(touched);
     avl__tiny_tok_free(t);
     return avl__err(AVL_E_NOMEM, "mkmodel: out of memory while building the tokenizer");
 }
