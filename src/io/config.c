@@ -386,7 +386,9 @@ avl_status avl_config_parse(const char *json, size_t len, const char *label, avl
         if ((rc = get_obj(&c, root, "token2wav_config", false, &sub, NULL))) goto done;
         out->has_token2wav = sub != NULL;
         if ((rc = read_thinker(&tc, th, out))) goto done;
+        /* transformers >= 4.56 writes "dtype" where older versions wrote "torch_dtype" */
         if ((rc = get_str(&c, root, "torch_dtype", out->torch_dtype))) goto done;
+        if (!out->torch_dtype[0] && (rc = get_str(&c, root, "dtype", out->torch_dtype))) goto done;
         if (!out->torch_dtype[0] && (rc = get_str(&tc, th, "torch_dtype", out->torch_dtype))) goto done;
     } else if (!strcmp(json_string_value(mt), "qwen2_5_omni_thinker")) {
         copy_name(out->model_type, "qwen2_5_omni_thinker");
@@ -394,6 +396,7 @@ avl_status avl_config_parse(const char *json, size_t len, const char *label, avl
         out->tensor_prefix[0] = '\0';
         if ((rc = read_thinker(&c, root, out))) goto done;
         if ((rc = get_str(&c, root, "torch_dtype", out->torch_dtype))) goto done;
+        if (!out->torch_dtype[0] && (rc = get_str(&c, root, "dtype", out->torch_dtype))) goto done;
     } else {
         rc = avl__err(AVL_E_CONFIG, "%s: model_type '%.64s' is not qwen2_5_omni or qwen2_5_omni_thinker",
                       label, json_string_value(mt));

@@ -135,6 +135,11 @@ static void test_class_defaults(void **state)
     assert_int_equal(c.vision_start_token_id, 151652);
     assert_int_equal(c.bos_token_id, -1);
     assert_false(c.has_talker);
+    assert_string_equal(c.torch_dtype, "");
+    const char *j1 = "{\"model_type\": \"qwen2_5_omni\", \"dtype\": \"bfloat16\", \"thinker_config\": {\"text_config\": {},"
+                     " \"audio_config\": {}, \"vision_config\": {}}}";
+    assert_int_equal(avl_config_parse(j1, strlen(j1), "config.json", &c), AVL_OK);
+    assert_string_equal(c.torch_dtype, "bfloat16"); /* the newer spelling of torch_dtype */
     /* num_key_value_heads null -> num_attention_heads; explicit head_dim is kept. */
     const char *j2 = "{\"model_type\": \"qwen2_5_omni_thinker\", \"text_config\": {\"num_key_value_heads\": null,"
                      " \"hidden_size\": 3584, \"head_dim\": 64, \"rope_scaling\": {\"type\": \"mrope\","
