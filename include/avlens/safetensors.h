@@ -10,12 +10,14 @@
  * Format (https://github.com/huggingface/safetensors): 8-byte little-endian header length N,
  * N bytes of JSON {"name": {"dtype": "BF16", "shape": [..], "data_offsets": [begin, end]}, ...,
  * "__metadata__": {"k": "v"}}, then the data; offsets are relative to the end of the header.
- * Every header is validated before anything is used: N against the file size, well-formed JSON,
- * known dtypes, shape x dtype size == byte span, spans inside the data and not overlapping,
- * no duplicate names. A sharded checkpoint is a model.safetensors.index.json whose "weight_map"
- * maps each tensor name to its shard file.
+ * Every header is validated before anything is used: N against the file size (and a 100 MB cap),
+ * well-formed JSON, known dtypes, shape x dtype size == byte span, spans inside the data and not
+ * overlapping (gaps are allowed), no duplicate names, "__metadata__" an object of strings.
+ * A sharded checkpoint is a model.safetensors.index.json whose "weight_map" maps each tensor
+ * name to its shard file. docs/safetensors.md lists every check and its message.
  *
  * Files are memory-mapped read-only; tensor views stay valid until the file or set is closed.
+ * Handles are not thread-safe to close while in use, but concurrent reads (at/get) are fine.
  */
 #ifndef AVLENS_SAFETENSORS_H
 #define AVLENS_SAFETENSORS_H
@@ -83,7 +85,9 @@ typedef struct avl_st_set avl_st_set;
 
 /* dir holds model.safetensors.index.json (sharded) or model.safetensors (single); a path to
  * a .safetensors file or an index .json is accepted too. Every shard is validated, a missing
- * shard or a tensor the index names but its shard lacks is an error naming both. */
+ * shard or a tensor the index names but its shard lacks is an error naming both. A tensor in a
+ * shard but not in the index is included (transformers loads it too); a name in two shards is
+ * an error. avl_st_at walks shards in file-name order, each in data order. */
 avl_status avl_st_open_dir(const char *path, avl_st_set **out);
 void avl_st_close(avl_st_set *s);
 int64_t avl_st_count(const avl_st_set *s);
@@ -99,11 +103,14 @@ avl_status avl_st_writer_new(avl_st_writer **out);
 avl_status avl_st_writer_add(avl_st_writer *w, const char *name, avl_dtype dtype, int ndim,
                              const int64_t *shape, const void *data);
 avl_status avl_st_writer_set_metadata(avl_st_writer *w, const char *key, const char *value);
-/* Writes the file the way the Python safetensors library lays it out (header padded with
- * spaces to a multiple of 8, tensors in name order). */
+/* Writes the file byte for byte as the Python safetensors library does (tensors by dtype
+ * alignment descending, then name; compact JSON header, "__metadata__" first, padded with
+ * spaces to a multiple of 8). Metadata keys are written sorted. */
 avl_status avl_st_writer_save(avl_st_writer *w, const char *path);
-/* Writes shards of at most max_shard_bytes data each, named model-0000i-of-0000n.safetensors,
- * plus model.safetensors.index.json, into dir. n = 1 still writes the index form. */
+/* Writes shards of at most max_shard_bytes data each (a bigger tensor gets its own shard; split
+ * as huggingface_hub does, in insertion order), named model-0000i-of-0000n.safetensors, plus
+ * model.safetensors.index.json as transformers writes it, into dir (created if missing).
+ * n = 1 still writes the index form. */
 avl_status avl_st_writer_save_sharded(avl_st_writer *w, const char *dir, size_t max_shard_bytes);
 void avl_st_writer_free(avl_st_writer *w);
 
