@@ -20,6 +20,9 @@
 
 #include "avlens/status.h"
 /* AVL_INCLUDES: one line per public header, kept sorted */
+#include "avlens/checkpoint.h"
+#include "avlens/config.h"
+#include "avlens/mkmodel.h"
 #include "avlens/safetensors.h"
 #include "avlens/sequence.h"
 
