@@ -25,6 +25,8 @@
 #include <libswresample/swresample.h>
 #include <libswscale/swscale.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -53,10 +55,27 @@ static const char *av_text(int err, char *buf, size_t n)
     return buf;
 }
 
+/* FFmpeg prints to stderr by default; the library never prints, so its messages go to the
+ * avlens log at debug level. */
+static void ff_log(void *avcl, int level, const char *fmt, va_list vl)
+{
+    (void)avcl;
+    if (level > AV_LOG_WARNING) return;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, vl);
+    size_t n = strlen(line);
+    while (n && line[n - 1] == '\n') line[--n] = '\0';
+    avl__log(AVL_LOG_DEBUG, "ffmpeg: %s", line);
+}
+
+static pthread_once_t ff_once = PTHREAD_ONCE_INIT;
+static void ff_init(void) { av_log_set_callback(ff_log); }
+
 /* Opens path for reading; the error names the file. */
 static avl_status open_input(const char *path, AVFormatContext **out)
 {
     *out = NULL;
+    pthread_once(&ff_once, ff_init);
     struct stat st;
     if (stat(path, &st) != 0) return avl__err(AVL_E_IO, "%s: cannot open: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode)) return avl__err(AVL_E_IO, "%s: not a regular file", path);
@@ -496,30 +515,30 @@ static avl_status resample(const char *path, const float *x, int64_t n, int src,
         avl__free(y);
         return avl__err(AVL_E_MEDIA, "%s: cannot set up resampling %d -> %d Hz", path, src, rate);
     }
-    /* y has room for want + slack; whatever the resampler returns past want is dropped */
-    int64_t got = 0, cap = want + 1;
-    const int64_t chunk = 1 << 20;
-    for (int64_t i = 0; i <= n; i += chunk) {
-        bool last = i + chunk >= n;
-        const uint8_t *in[1] = {(const uint8_t *)(x + i)};
-        int in_n = (int)(last ? n - i : chunk);
-        for (int round = 0; ; round++) {
-            float tmp[4096];
-            uint8_t *o[1] = {(uint8_t *)tmp};
-            /* first call feeds the chunk; later calls drain (and, for the last chunk, flush) */
-            int k = round == 0 ? swr_convert(s, o, 4096, in, in_n)
-                               : swr_convert(s, o, 4096, last ? NULL : in, 0);
-            if (k < 0) {
-                swr_free(&s);
-                avl__free(y);
-                return avl__err(AVL_E_MEDIA, "%s: resampling failed", path);
-            }
-            for (int j = 0; j < k && got < cap; j++) y[got++] = tmp[j];
-            if (k == 0 && round > 0) break;
-            if (k < 4096 && !last && round > 0) break;
-        }
-        if (last) break;
+    /* the whole signal in one call (swr keeps what does not fit), then flush until empty */
+    int64_t cap = swr_get_out_samples(s, (int)n) + 4096, got = 0;
+    float *buf = avl__malloc(sizeof(float) * (size_t)cap);
+    if (!buf || n > INT32_MAX) {
+        avl__free(buf);
+        swr_free(&s);
+        avl__free(y);
+        return avl__err(AVL_E_NOMEM, "%s: out of memory for resampling %lld samples", path, (long long)n);
     }
+    const uint8_t *in[1] = {(const uint8_t *)x};
+    for (int round = 0; got < cap; round++) {
+        uint8_t *o[1] = {(uint8_t *)(buf + got)};
+        int k = swr_convert(s, o, (int)(cap - got), round == 0 ? in : NULL, round == 0 ? (int)n : 0);
+        if (k < 0) {
+            avl__free(buf);
+            swr_free(&s);
+            avl__free(y);
+            return avl__err(AVL_E_MEDIA, "%s: resampling failed", path);
+        }
+        got += k;
+        if (k == 0 && round > 0) break;
+    }
+    memcpy(y, buf, sizeof(float) * (size_t)(got < want ? got : want));
+    avl__free(buf);
     swr_free(&s);
     *out = y; /* zero-padded to want when the resampler returned fewer (fix_length) */
     *out_n = want;
