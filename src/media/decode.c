@@ -32,6 +32,7 @@
 
 #include "avlens/media.h"
 #include "base/internal.h"
+#include "media/media_internal.h"
 
 void avl_frames_free(avl_frames *f)
 {
@@ -118,7 +119,7 @@ static avl_status open_decoder(const char *path, AVStream *s, AVCodecContext **o
     int r = avcodec_parameters_to_context(c, s->codecpar);
     if (r >= 0) {
         c->pkt_timebase = s->time_base;
-        c->thread_count = 1; /* deterministic; the machine is shared */
+        c->thread_count = 0; /* FFmpeg picks; decoding is bit-exact whatever the thread count */
         r = avcodec_open2(c, codec, NULL);
     }
     if (r < 0) {
@@ -370,10 +371,38 @@ static uint8_t over_white(uint8_t v, uint8_t a)
     return (uint8_t)(((t >> 8) + t) >> 8);
 }
 
+/* JPEG through libjpeg (as PIL); NOTFOUND-free: AVL_E_UNSUPPORTED means "use FFmpeg". */
+static avl_status image_read_jpeg(const char *path, avl_frames **out)
+{
+    uint8_t *rgb;
+    int64_t h, w;
+    avl_status rc = avl__jpeg_read(path, &rgb, &h, &w);
+    if (rc) return rc;
+    avl_frames *f;
+    if ((rc = frames_alloc(1, &f))) {
+        avl__free(rgb);
+        return rc;
+    }
+    f->rgb = rgb;
+    f->height = h;
+    f->width = w;
+    f->time[0] = 0.0;
+    f->index[0] = 0;
+    f->total_frames = 1;
+    *out = f;
+    return AVL_OK;
+}
+
 avl_status avl_image_read(const char *path, avl_frames **out)
 {
     *out = NULL;
     AVFormatContext *fmt;
+    pthread_once(&ff_once, ff_init);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && avl__is_jpeg(path)) {
+        avl_status jr = image_read_jpeg(path, out);
+        if (jr != AVL_E_UNSUPPORTED) return jr;
+    }
     avl_status rc = open_input(path, &fmt);
     if (rc) return rc;
     AVCodecContext *dec = NULL;

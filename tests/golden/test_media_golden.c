@@ -180,6 +180,49 @@ static void test_patches(void **state)
     avl__free(ref);
 }
 
+/* The paper's route: a frame list of JPGs (and a PNG with alpha), decoded as PIL decodes them,
+ * resized as fetch_image, padded to even, patchified: exactly the reference. */
+static void test_frame_list_route(void **state)
+{
+    (void)state;
+    static const char *names[3] = {"list_a.jpg", "list_b.jpg", "list_c.png"};
+    char paths[3][1024];
+    const char *list[3];
+    size_t len;
+    uint8_t *rgb = load("list_rgb.u8", &len);
+    assert_int_equal(len, 3 * 50 * 70 * 3);
+    for (int i = 0; i < 3; i++) {
+        snprintf(paths[i], sizeof paths[i], "%s/media/%s", AVL_TEST_DATA, names[i]);
+        list[i] = paths[i];
+        avl_frames *f;
+        assert_int_equal(avl_image_read(paths[i], &f), AVL_OK);
+        assert_int_equal(f->height, 50);
+        assert_int_equal(f->width, 70);
+        int maxd = 0;
+        for (int64_t j = 0; j < 50 * 70 * 3; j++) {
+            int d = abs((int)f->rgb[j] - (int)rgb[i * 50 * 70 * 3 + j]);
+            if (d > maxd) maxd = d;
+        }
+        printf("%s: decoded vs PIL max difference %d\n", names[i], maxd);
+        assert_int_equal(maxd, 0);
+        avl_frames_free(f);
+    }
+    avl__free(rgb);
+    float *ref = load("list_patches.f32", &len);
+    avl_features *ft;
+    assert_int_equal(avl_features_from_frames(list, 3, NULL, NULL, &ft), AVL_OK);
+    assert_int_equal(ft->n_frames, 4);
+    assert_int_equal(ft->n_patches, 32);
+    assert_int_equal(len, sizeof(float) * 32 * AVL_PATCH_DIM);
+    double err = 0;
+    for (int64_t i = 0; i < 32 * AVL_PATCH_DIM; i++)
+        err = fmax(err, fabs((double)ft->pixel_values_videos[i] - (double)ref[i]));
+    printf("frame-list route: pixel_values_videos max abs error %.3g\n", err);
+    assert_true(err <= 1e-6);
+    avl_features_free(ft);
+    avl__free(ref);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -187,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_mel_silence),  cmocka_unit_test(test_mel_square),
         cmocka_unit_test(test_mel_padding_shortcut), cmocka_unit_test(test_resize_torch),
         cmocka_unit_test(test_resize_pil),   cmocka_unit_test(test_patches),
+        cmocka_unit_test(test_frame_list_route),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

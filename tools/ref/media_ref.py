@@ -15,6 +15,10 @@ Independent of the C code: each quantity is computed here from its published def
   resize_pil.u8    PIL Image.resize(BICUBIC) of the same pattern.
   patches.f32      4 frames of 56x28 -> rescale (float64 -> float32), CLIP normalise (float32),
                    reshape/transpose to (16, 1176) as Qwen2VLImageProcessor.
+  list_a.jpg, list_b.jpg, list_c.png  a frame list (PIL-encoded JPEGs, an RGBA PNG with alpha)
+  list_rgb.u8      PIL's decoding of each (Image.open(...) then qwen's to_rgb), (3, 50, 70, 3)
+  list_patches.f32 the frame-list route end to end: fetch_image (smart_resize 4*28*28 ..
+                   16384*28*28, PIL bicubic), padded to 4 frames, processor patchify: (32, 1176)
   sampling.txt     smart_nframes + torch.linspace(...).round() indices, and smart_resize cases.
 """
 import math
@@ -130,7 +134,7 @@ gt, gh, gw = T // 2, H // 14, W // 14
 v = v.reshape(gt, 2, 3, gh // 2, 2, 14, gw // 2, 2, 14).transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
 v.reshape(gt * gh * gw, 3 * 2 * 14 * 14).astype("<f4").tofile(os.path.join(OUT, "patches.f32"))
 
-# ---------------------------------------------------------------- sampling
+# ---------------------------------------------------------------- frame list
 def smart_nframes(total, fps_in, fps=2.0, min_frames=4, max_frames=768):
     mn = math.ceil(min_frames / 2) * 2
     mx = math.floor(min(max_frames, total) / 2) * 2
@@ -153,6 +157,44 @@ def smart_resize(h, w, factor, mn, mx):
     return hb, wb
 
 
+def smart_resize_fn(h, w, factor, mn, mx):
+    return smart_resize(h, w, factor, mn, mx)
+
+def to_rgb(im):
+    if im.mode == "RGBA":
+        bg = Image.new("RGB", im.size, (255, 255, 255))
+        bg.paste(im, mask=im.split()[3])
+        return bg
+    return im.convert("RGB")
+
+
+def patchify(frames):
+    v = (np.stack(frames).astype(np.float64) * (1 / 255)).astype(np.float32)
+    v = ((v - MEAN) / STD).astype(np.float32).transpose(0, 3, 1, 2)
+    t, _, h, w = v.shape
+    gt, gh, gw = t // 2, h // 14, w // 14
+    v = v.reshape(gt, 2, 3, gh // 2, 2, 14, gw // 2, 2, 14).transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
+    return v.reshape(gt * gh * gw, 3 * 2 * 14 * 14)
+
+
+LH, LW = 50, 70
+Image.fromarray(pattern(LH, LW, 1)).save(os.path.join(OUT, "list_a.jpg"), quality=85)
+Image.fromarray(pattern(LH, LW, 2)).save(os.path.join(OUT, "list_b.jpg"), quality=60, subsampling=0)
+rgba = np.concatenate([pattern(LH, LW, 3), (np.arange(LH * LW).reshape(LH, LW, 1) * 7 % 256).astype(np.uint8)], 2)
+Image.fromarray(rgba, "RGBA").save(os.path.join(OUT, "list_c.png"))
+decoded, resized = [], []
+for name in ["list_a.jpg", "list_b.jpg", "list_c.png"]:
+    im = to_rgb(Image.open(os.path.join(OUT, name)))
+    decoded.append(np.asarray(im))
+    h, w = smart_resize_fn(LH, LW, 28, 4 * 28 * 28, 16384 * 28 * 28)
+    resized.append(np.asarray(im.resize((w, h))))
+np.stack(decoded).tofile(os.path.join(OUT, "list_rgb.u8"))
+resized.append(resized[-1])
+lp = patchify(resized)
+assert lp.shape == (32, 1176), lp.shape
+lp.astype("<f4").tofile(os.path.join(OUT, "list_patches.f32"))
+
+# ---------------------------------------------------------------- sampling
 with open(os.path.join(OUT, "sampling.txt"), "w") as f:
     f.write("# frames T F -> n idx... (smart_nframes, torch.linspace(0,T-1,n).round())\n")
     for total, fps_in in [(250, 25.0), (300, 29.97002997002997), (70, 7.0), (8, 25.0), (9, 30.0), (1200, 30.0),
