@@ -75,7 +75,7 @@ int main(int argc, char **argv)
             check(avl_resize_bicubic_aa(f->rgb + i * f->height * f->width * 3, f->height, f->width, 3,
                                         rs + i * rh * rw * 3, rh, rw));
         int64_t grid[3];
-        check(avl_patchify(rs, f->count, rh, rw, pv, grid));
+        check(avl_patchify(rs, f->count, rh, rw, AVL_NORM_SLOW, pv, grid));
         double t6 = now();
         free(rs);
         free(pv);

@@ -35,7 +35,8 @@ extern "C" {
 /* Frames in RGB24. Owned: free with avl_frames_free. */
 typedef struct {
     int64_t count;        /* frames held */
-    int64_t height, width;
+    int64_t height, width;/* of the frames held */
+    int64_t src_height, src_width; /* as decoded (differs from height/width when resized) */
     uint8_t *rgb;         /* (count, height, width, 3) */
     double *time;         /* (count) presentation time in seconds (NAN when unknown) */
     int64_t *index;       /* (count) index of each frame among all decoded frames */
@@ -53,6 +54,9 @@ typedef struct {
     int64_t min_pixels;   /* 128*28*28 */
     int64_t max_pixels;   /* 768*28*28 upstream; the paper authors' copy uses 128*28*28 */
     int64_t total_pixels; /* int(128000*28*28*0.9) */
+    bool resize;          /* false: keep decoded frames; true: keep them already resized as the video
+                             route does (smart_resize with the bound below, antialiased bicubic), so
+                             that only the small frames are ever held (one full frame of scratch) */
 } avl_video_params;
 
 avl_video_params avl_video_default_params(void);
@@ -77,7 +81,8 @@ double avl_video_max_pixels(const avl_video_params *p, int64_t n);
 /* Decodes the first video stream of path and keeps the frames the sampling rule picks
  * (p NULL: defaults). Only the kept frames are held in memory: the packets are counted first,
  * the stream is decoded once keeping the chosen indices, and if the decoder produced a different
- * number of frames than packets the stream is decoded a second time with the true count. */
+ * number of frames than packets the stream is decoded a second time with the true count.
+ * With p->resize, each kept frame is resized as soon as it is decoded. */
 avl_status avl_video_read(const char *path, const avl_video_params *p, avl_frames **out);
 
 /* Decodes every frame (keep_every = 1) or every k-th frame of the first video stream. */
@@ -125,11 +130,19 @@ avl_status avl_resize_bicubic_pil(const uint8_t *src, int64_t h, int64_t w, int6
 #define AVL_MERGE 2
 #define AVL_PATCH_DIM (3 * AVL_TEMPORAL_PATCH * AVL_PATCH * AVL_PATCH) /* 1176 */
 
+/* How the processor turns bytes into normalised floats. */
+typedef enum {
+    AVL_NORM_SLOW = 0,  /* Qwen2VLImageProcessor: (float32(x * (1/255)) - mean) / std */
+    AVL_NORM_FAST = 1   /* Qwen2VLImageProcessorFast (use_fast=True, what the paper's authors load
+                           for the 7B model): (x - 255 mean) / (255 std), rescale fused */
+} avl_norm_mode;
+
 /* Rescales by 1/255, normalises with the CLIP mean/std and patchifies t frames (t even;
  * h, w multiples of 28) into out (t/2*h/14*w/14, 1176) in merge-window order, each patch laid
- * out (channel, frame, row, col). rgb (t, h, w, 3). grid_thw gets (t/2, h/14, w/14). */
-avl_status avl_patchify(const uint8_t *rgb, int64_t t, int64_t h, int64_t w, float *out,
-                        int64_t grid_thw[3]);
+ * out (channel, frame, row, col). rgb (t, h, w, 3). grid_thw gets (t/2, h/14, w/14). The two
+ * modes differ by about one float32 ulp. */
+avl_status avl_patchify(const uint8_t *rgb, int64_t t, int64_t h, int64_t w, avl_norm_mode mode,
+                        float *out, int64_t grid_thw[3]);
 
 /* ---- log-mel ---- */
 
@@ -165,6 +178,10 @@ typedef struct {
     int64_t list_max_pixels;      /* frame-list route: 16384*28*28 */
     double list_fps;              /* frame-list route: 2.0 */
     bool use_audio_in_video;      /* take the audio from the video file when no audio is given */
+    avl_norm_mode norm;           /* AVL_NORM_SLOW */
+    double processor_fps;         /* 0: video_second_per_grid = 2 / sample_fps (qwen-omni-utils passes
+                                     the sample fps to the processor); > 0: 2 / processor_fps, e.g. 2
+                                     as the paper's infer.py, which passes no fps (the default 2.0) */
     avl_mel_params mel;
 } avl_features_params;
 

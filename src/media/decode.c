@@ -139,6 +139,8 @@ typedef struct {
     int64_t every;             /* keep every k-th frame (want == NULL) */
     avl_frames *out;           /* filled: rgb/time/index for nkeep frames */
     int64_t decoded;           /* frames decoded (T) */
+    const avl_video_params *sized; /* resize each kept frame with these bounds (NULL: keep as is) */
+    uint8_t *scratch;          /* (src_h, src_w, 3) one decoded frame when resizing */
     struct SwsContext *sws;
 } video_pass;
 
@@ -146,20 +148,37 @@ static avl_status keep_frame(video_pass *vp, AVFrame *fr, double tb, int64_t k, 
 {
     avl_frames *o = vp->out;
     if (!o->rgb) {
+        /* the first kept frame fixes the size; later frames of another size are scaled to it */
+        o->src_width = fr->width;
+        o->src_height = fr->height;
         o->width = fr->width;
         o->height = fr->height;
+        if (vp->sized) {
+            double maxp = avl_video_max_pixels(vp->sized, vp->nkeep);
+            avl_status rc = avl_smart_resize(fr->height, fr->width, 28, (double)vp->sized->min_pixels, maxp,
+                                             &o->height, &o->width);
+            if (rc) return avl__err_wrap(rc, "%s", vp->path);
+            vp->scratch = avl__malloc((size_t)fr->width * (size_t)fr->height * 3);
+            if (!vp->scratch) return avl__err(AVL_E_NOMEM, "%s: out of memory for a %dx%d frame", vp->path,
+                                              fr->width, fr->height);
+        }
         size_t bytes = (size_t)(o->width * o->height * 3) * (size_t)vp->nkeep;
         o->rgb = avl__malloc(bytes); /* (nkeep, h, w, 3) */
-        if (!o->rgb) return avl__err(AVL_E_NOMEM, "%s: out of memory for %lld frames of %dx%d", vp->path,
-                                     (long long)vp->nkeep, fr->width, fr->height);
+        if (!o->rgb) return avl__err(AVL_E_NOMEM, "%s: out of memory for %lld frames of %lldx%lld", vp->path,
+                                     (long long)vp->nkeep, (long long)o->width, (long long)o->height);
     }
-    vp->sws = sws_getCachedContext(vp->sws, fr->width, fr->height, fr->format, (int)o->width,
-                                   (int)o->height, AV_PIX_FMT_RGB24, SWS_BILINEAR, NULL, NULL, NULL);
+    vp->sws = sws_getCachedContext(vp->sws, fr->width, fr->height, fr->format, (int)o->src_width,
+                                   (int)o->src_height, AV_PIX_FMT_RGB24, SWS_BILINEAR, NULL, NULL, NULL);
     if (!vp->sws) return avl__err(AVL_E_MEDIA, "%s: cannot convert pixel format '%s' to RGB", vp->path,
                                   av_get_pix_fmt_name(fr->format));
-    uint8_t *dst[4] = {o->rgb + (size_t)slot * (size_t)(o->width * o->height * 3), NULL, NULL, NULL};
-    int dst_stride[4] = {(int)o->width * 3, 0, 0, 0};
+    uint8_t *slot_rgb = o->rgb + (size_t)slot * (size_t)(o->width * o->height * 3);
+    uint8_t *dst[4] = {vp->sized ? vp->scratch : slot_rgb, NULL, NULL, NULL};
+    int dst_stride[4] = {(int)o->src_width * 3, 0, 0, 0};
     sws_scale(vp->sws, (const uint8_t *const *)fr->data, fr->linesize, 0, fr->height, dst, dst_stride);
+    if (vp->sized) {
+        avl_status rc = avl_resize_bicubic_aa(vp->scratch, o->src_height, o->src_width, 3, slot_rgb, o->height, o->width);
+        if (rc) return rc;
+    }
     int64_t ts = fr->best_effort_timestamp;
     o->time[slot] = ts == AV_NOPTS_VALUE ? NAN : (double)ts * tb;
     o->index[slot] = k;
@@ -266,6 +285,8 @@ static avl_status decode_pass(video_pass *vp)
 done:
     sws_freeContext(vp->sws);
     vp->sws = NULL;
+    avl__free(vp->scratch);
+    vp->scratch = NULL;
     av_frame_free(&fr);
     av_packet_free(&pkt);
     avcodec_free_context(&dec);
@@ -317,7 +338,7 @@ avl_status avl_video_read(const char *path, const avl_video_params *pp, avl_fram
             return avl__err(AVL_E_NOMEM, "%s: out of memory", path);
         }
         avl_video_frame_indices(total, n, want);
-        video_pass vp = {.path = path, .nkeep = n, .want = want, .out = f};
+        video_pass vp = {.path = path, .nkeep = n, .want = want, .out = f, .sized = p.resize ? &p : NULL};
         rc = decode_pass(&vp);
         avl__free(want);
         if (rc) {
@@ -384,8 +405,8 @@ static avl_status image_read_jpeg(const char *path, avl_frames **out)
         return rc;
     }
     f->rgb = rgb;
-    f->height = h;
-    f->width = w;
+    f->height = f->src_height = h;
+    f->width = f->src_width = w;
     f->time[0] = 0.0;
     f->index[0] = 0;
     f->total_frames = 1;
@@ -444,8 +465,8 @@ avl_status avl_image_read(const char *path, avl_frames **out)
     const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(fr->format);
     /* qwen's to_rgb composites only RGBA images on white; other modes drop alpha */
     bool alpha = d && (d->flags & AV_PIX_FMT_FLAG_ALPHA) && (d->flags & AV_PIX_FMT_FLAG_RGB) && d->nb_components == 4;
-    f->width = fr->width;
-    f->height = fr->height;
+    f->width = f->src_width = fr->width;
+    f->height = f->src_height = fr->height;
     size_t px = (size_t)fr->width * (size_t)fr->height;
     f->rgb = avl__malloc(px * 3); /* (1, h, w, 3) */
     if (alpha) rgba = avl__malloc(px * 4);

@@ -27,6 +27,8 @@ avl_features_params avl_features_default_params(void)
         .list_max_pixels = 16384 * 28 * 28,
         .list_fps = 2.0,
         .use_audio_in_video = false,
+        .norm = AVL_NORM_SLOW,
+        .processor_fps = 0.0,
         .mel = avl_mel_default_params(),
     };
     return p;
@@ -43,7 +45,8 @@ void avl_features_free(avl_features *f)
 }
 
 /* The processor's own smart_resize and patchify of n frames (n even) of h x w. */
-static avl_status to_patches(const char *label, uint8_t *rgb, int64_t n, int64_t h, int64_t w, avl_features *f)
+static avl_status to_patches(const char *label, uint8_t *rgb, int64_t n, int64_t h, int64_t w, avl_norm_mode norm,
+                              avl_features *f)
 {
     int64_t ph, pw;
     avl_status rc = avl_smart_resize(h, w, 28, PROC_MIN_PIXELS, PROC_MAX_PIXELS, &ph, &pw);
@@ -61,7 +64,7 @@ static avl_status to_patches(const char *label, uint8_t *rgb, int64_t n, int64_t
     int64_t patches = (n / AVL_TEMPORAL_PATCH) * (ph / AVL_PATCH) * (pw / AVL_PATCH);
     f->pixel_values_videos = avl__malloc(sizeof(float) * (size_t)(patches * AVL_PATCH_DIM));
     if (!f->pixel_values_videos) rc = avl__err(AVL_E_NOMEM, "%s: out of memory for %lld patches", label, (long long)patches);
-    else rc = avl_patchify(buf, n, ph, pw, f->pixel_values_videos, f->video_grid_thw);
+    else rc = avl_patchify(buf, n, ph, pw, norm, f->pixel_values_videos, f->video_grid_thw);
     if (buf != rgb) avl__free(buf);
     if (rc) return rc;
     f->n_patches = patches;
@@ -113,41 +116,28 @@ avl_status avl_features_from_video(const char *video, const char *audio, const a
     *out = NULL;
     avl_features_params p = pp ? *pp : avl_features_default_params();
     avl_frames *fr = NULL;
-    uint8_t *rs = NULL;
     avl_features *f = avl__calloc(1, sizeof *f);
     if (!f) return avl__err(AVL_E_NOMEM, "%s: out of memory", video);
+    /* frames come back already resized (only the small frames are held) */
+    p.video.resize = true;
     avl_status rc = avl_video_read(video, &p.video, &fr);
     if (rc) goto done;
-    int64_t n = fr->count, rh, rw;
-    double max_px = avl_video_max_pixels(&p.video, n);
-    if ((rc = avl_smart_resize(fr->height, fr->width, 28, (double)p.video.min_pixels, max_px, &rh, &rw))) {
-        rc = avl__err_wrap(rc, "%s", video);
-        goto done;
-    }
-    rs = avl__malloc((size_t)(n * rh * rw * 3)); /* (n, rh, rw, 3) */
+    int64_t n = fr->count, rh = fr->height, rw = fr->width;
     f->frame_time = avl__malloc(sizeof(double) * (size_t)n);
-    if (!rs || !f->frame_time) {
-        rc = avl__err(AVL_E_NOMEM, "%s: out of memory for %lld frames of %lldx%lld", video, (long long)n,
-                      (long long)rw, (long long)rh);
+    if (!f->frame_time) {
+        rc = avl__err(AVL_E_NOMEM, "%s: out of memory", video);
         goto done;
     }
-    for (int64_t i = 0; i < n; i++) {
-        rc = avl_resize_bicubic_aa(fr->rgb + i * fr->height * fr->width * 3, fr->height, fr->width, 3,
-                                   rs + i * rh * rw * 3, rh, rw);
-        if (rc) goto done;
-        f->frame_time[i] = fr->time[i];
-    }
-    f->src_h = fr->height;
-    f->src_w = fr->width;
+    for (int64_t i = 0; i < n; i++) f->frame_time[i] = fr->time[i];
+    f->src_h = fr->src_height;
+    f->src_w = fr->src_width;
     f->total_frames = fr->total_frames;
     f->avg_fps = fr->avg_fps;
     f->sample_fps = (double)n / (double)fr->total_frames * fr->avg_fps;
-    f->video_second_per_grid = AVL_TEMPORAL_PATCH / f->sample_fps;
+    f->video_second_per_grid = AVL_TEMPORAL_PATCH / (p.processor_fps > 0 ? p.processor_fps : f->sample_fps);
+    if ((rc = to_patches(video, fr->rgb, n, rh, rw, p.norm, f))) goto done;
     avl_frames_free(fr);
     fr = NULL;
-    if ((rc = to_patches(video, rs, n, rh, rw, f))) goto done;
-    avl__free(rs);
-    rs = NULL;
     if (audio) {
         rc = add_audio(audio, &p, f);
     } else if (p.use_audio_in_video) {
@@ -156,7 +146,6 @@ avl_status avl_features_from_video(const char *video, const char *audio, const a
             rc = avl__err(AVL_E_NOTFOUND, "%s: no audio stream, but the audio in the video was asked for", video);
     }
 done:
-    avl__free(rs);
     avl_frames_free(fr);
     if (rc) avl_features_free(f);
     else *out = f;
@@ -222,8 +211,8 @@ avl_status avl_features_from_frames(const char *const *paths, int64_t n, const c
         f->frame_time[n] = f->frame_time[n - 1];
     }
     f->sample_fps = p.list_fps;
-    f->video_second_per_grid = AVL_TEMPORAL_PATCH / p.list_fps;
-    if ((rc = to_patches(paths[0], rs, total, rh, rw, f))) goto done;
+    f->video_second_per_grid = AVL_TEMPORAL_PATCH / (p.processor_fps > 0 ? p.processor_fps : p.list_fps);
+    if ((rc = to_patches(paths[0], rs, total, rh, rw, p.norm, f))) goto done;
     if (audio) rc = add_audio(audio, &p, f);
 done:
     avl__free(rs);

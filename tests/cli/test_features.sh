@@ -50,6 +50,14 @@ expect av.safetensors feature_attention_mask I32 "1,30000"
 grep -q "grid 2x" p.txt && ok || bad "noaudio grid: $(cat p.txt)"
 if grep -q input_features <<<"$(header p.safetensors)"; then bad "audio written for a silent video"; else ok; fi
 
+# 29.97 fps, 30 frames: 4 sampled, sample_fps 3.996 -> 0.5005 s per grid; the paper's infer.py gives 1
+ff -f lavfi -i testsrc2=s=32x32:r=30000/1001:d=1 -c:v mpeg4 ntsc.mp4
+"$cli" features --video ntsc.mp4 --out n1.safetensors >n1.txt
+grep -q "0.5005 s per grid" n1.txt && ok || bad "ntsc second per grid: $(cat n1.txt)"
+"$cli" features --video ntsc.mp4 --processor-fps 2 --fast-processor --out n2.safetensors >n2.txt
+grep -q " 1 s per grid" n2.txt && ok || bad "--processor-fps: $(cat n2.txt)"
+cmp -s n1.safetensors n2.safetensors && bad "--fast-processor changed nothing" || ok
+
 # the paper's layout: 20 JPGs for 10 s at 2 fps, with a separate audio file
 list=$(ls f*.jpg | head -20 | paste -sd, -)
 "$cli" features --frames "$list" --audio a.wav --out fr.safetensors >fr.txt

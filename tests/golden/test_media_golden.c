@@ -164,7 +164,7 @@ static void test_patches(void **state)
     }
     int64_t grid[3];
     float *out = malloc(sizeof(float) * 16 * AVL_PATCH_DIM);
-    assert_int_equal(avl_patchify(rgb, T, H, W, out, grid), AVL_OK);
+    assert_int_equal(avl_patchify(rgb, T, H, W, AVL_NORM_SLOW, out, grid), AVL_OK);
     assert_int_equal(grid[0], 2);
     assert_int_equal(grid[1], 4);
     assert_int_equal(grid[2], 2);
@@ -173,8 +173,21 @@ static void test_patches(void **state)
     for (int64_t i = 0; i < 16 * AVL_PATCH_DIM; i++) err = fmax(err, fabs((double)out[i] - (double)ref[i]));
     printf("patches max abs error %.3g\n", err);
     assert_true(err <= 1e-6);
-    AVL_EXPECT_ERROR(avl_patchify(rgb, 3, H, W, out, grid), AVL_E_ARG, "even");
-    AVL_EXPECT_ERROR(avl_patchify(rgb, 2, 50, W, out, grid), AVL_E_ARG, "28");
+    /* the fast processor's fused normalisation */
+    size_t len2;
+    float *ref2 = load("patches_fast.f32", &len2);
+    assert_int_equal(len2, len);
+    assert_int_equal(avl_patchify(rgb, T, H, W, AVL_NORM_FAST, out, grid), AVL_OK);
+    double err2 = 0, gap = 0;
+    for (int64_t i = 0; i < 16 * AVL_PATCH_DIM; i++) {
+        err2 = fmax(err2, fabs((double)out[i] - (double)ref2[i]));
+        gap = fmax(gap, fabs((double)ref[i] - (double)ref2[i]));
+    }
+    printf("patches (fast) max abs error %.3g; slow vs fast processors differ by %.3g\n", err2, gap);
+    assert_true(err2 <= 1e-6);
+    avl__free(ref2);
+    AVL_EXPECT_ERROR(avl_patchify(rgb, 3, H, W, AVL_NORM_SLOW, out, grid), AVL_E_ARG, "even");
+    AVL_EXPECT_ERROR(avl_patchify(rgb, 2, 50, W, AVL_NORM_SLOW, out, grid), AVL_E_ARG, "28");
     free(out);
     free(rgb);
     avl__free(ref);

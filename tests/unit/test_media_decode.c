@@ -125,6 +125,32 @@ static void test_vfr(void **state)
     avl_frames_free(all);
 }
 
+/* Resizing while decoding equals decoding then resizing. */
+static void test_resize_while_decoding(void **state)
+{
+    (void)state;
+    avl_video_params p = avl_video_default_params();
+    avl_frames *a, *b;
+    assert_int_equal(avl_video_read(at("portrait.mp4"), &p, &a), AVL_OK);
+    p.resize = true;
+    assert_int_equal(avl_video_read(at("portrait.mp4"), &p, &b), AVL_OK);
+    assert_int_equal(a->count, b->count);
+    assert_int_equal(b->src_height, 96);
+    assert_int_equal(b->src_width, 48);
+    int64_t h, w;
+    assert_int_equal(avl_smart_resize(96, 48, 28, (double)p.min_pixels, avl_video_max_pixels(&p, a->count), &h, &w), AVL_OK);
+    assert_int_equal(b->height, h);
+    assert_int_equal(b->width, w);
+    uint8_t *r = malloc((size_t)(h * w * 3));
+    for (int64_t i = 0; i < a->count; i++) {
+        assert_int_equal(avl_resize_bicubic_aa(a->rgb + i * 96 * 48 * 3, 96, 48, 3, r, h, w), AVL_OK);
+        assert_memory_equal(r, b->rgb + i * h * w * 3, (size_t)(h * w * 3));
+    }
+    free(r);
+    avl_frames_free(a);
+    avl_frames_free(b);
+}
+
 /* Our RGB equals the ffmpeg command's own bilinear swscale conversion. */
 static void test_rgb_matches_ffmpeg(void **state)
 {
@@ -230,6 +256,16 @@ static void test_features(void **state)
     assert_int_equal(f->feature_attention_mask[150], 0);
     avl_features_free(f);
 
+    /* 29.97 fps, 30 frames: sample_fps = 4/30*29.97; the paper's infer.py tells the processor 2 */
+    p = avl_features_default_params();
+    assert_int_equal(avl_features_from_video(at("ntsc.mp4"), NULL, &p, &f), AVL_OK);
+    assert_true(fabs(f->video_second_per_grid - 2.0 / (4.0 / 30.0 * 30000.0 / 1001.0)) < 1e-12);
+    avl_features_free(f);
+    p.processor_fps = 2.0;
+    assert_int_equal(avl_features_from_video(at("ntsc.mp4"), NULL, &p, &f), AVL_OK);
+    assert_true(f->video_second_per_grid == 1.0);
+    avl_features_free(f);
+
     /* 40 s: 80 frames -> 40 temporal grids */
     assert_int_equal(avl_features_from_video(at("long.mp4"), NULL, &p, &f), AVL_OK);
     assert_int_equal(f->video_grid_thw[0], 40);
@@ -308,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_video_counts_and_times),
         cmocka_unit_test(test_vfr),
         cmocka_unit_test(test_rgb_matches_ffmpeg),
+        cmocka_unit_test(test_resize_while_decoding),
         cmocka_unit_test(test_audio),
         cmocka_unit_test(test_features),
         cmocka_unit_test(test_bad_inputs),

@@ -10,7 +10,8 @@
 
 static const char *usage_text =
     "usage: avlens features (--video CLIP | --frames F1,F2,... | --audio A) [--audio A]\n"
-    "                       [--use-audio-in-video] [--fps F] [--max-pixels N] --out FILE.safetensors\n"
+    "                       [--use-audio-in-video] [--fps F] [--max-pixels N] [--processor-fps F]\n"
+    "                       [--fast-processor] --out FILE.safetensors\n"
     "\n"
     "Turns a clip into exactly what Qwen2.5-Omni's processor gives the model:\n"
     "  pixel_values_videos     F32 (grid_t*grid_h*grid_w, 1176)\n"
@@ -26,6 +27,11 @@ static const char *usage_text =
     "  --use-audio-in-video    take the audio track of --video (an error if it has none)\n"
     "  --max-pixels N          per-frame pixel cap of the video route (default 602112 = 768*28*28;\n"
     "                          the paper authors' copy used 100352 = 128*28*28)\n"
+    "  --processor-fps F       the fps the processor is told: video_second_per_grid = 2/F (default:\n"
+    "                          the sample fps, as qwen-omni-utils passes it; the paper's infer.py\n"
+    "                          passes none, i.e. 2)\n"
+    "  --fast-processor        normalise as the fast (torch) image processor, use_fast=True, which the\n"
+    "                          paper's authors load for the 7B model (differs by ~1 float32 ulp)\n"
     "  --out FILE              the safetensors file to write\n";
 
 static bool parse_double(const char *s, double *out)
@@ -105,7 +111,8 @@ int avl_cmd_features(int argc, char **argv)
     }
     const char *video = NULL, *audio = NULL, *out = NULL;
     char *frames_arg = NULL;
-    double fps = 2.0;
+    double fps = 2.0, processor_fps = 0.0;
+    bool fast = false;
     long long max_pixels = -1;
     bool audio_in_video = false;
     for (int i = 1; i < argc; i++) {
@@ -113,16 +120,19 @@ int avl_cmd_features(int argc, char **argv)
         bool has_val = i + 1 < argc;
         if (!strcmp(a, "--use-audio-in-video")) {
             audio_in_video = true;
+        } else if (!strcmp(a, "--fast-processor")) {
+            fast = true;
         } else if (!strcmp(a, "--video") || !strcmp(a, "--frames") || !strcmp(a, "--audio") || !strcmp(a, "--out") ||
-                   !strcmp(a, "--fps") || !strcmp(a, "--max-pixels")) {
+                   !strcmp(a, "--fps") || !strcmp(a, "--max-pixels") || !strcmp(a, "--processor-fps")) {
             if (!has_val) return cli_usage_error(cmd, "%s needs a value", a);
             const char *v = argv[++i];
             if (!strcmp(a, "--video")) video = v;
             else if (!strcmp(a, "--frames")) frames_arg = argv[i];
             else if (!strcmp(a, "--audio")) audio = v;
             else if (!strcmp(a, "--out")) out = v;
-            else if (!strcmp(a, "--fps")) {
-                if (!parse_double(v, &fps)) return cli_usage_error(cmd, "--fps wants a positive number, got '%s'", v);
+            else if (!strcmp(a, "--fps") || !strcmp(a, "--processor-fps")) {
+                if (!parse_double(v, !strcmp(a, "--fps") ? &fps : &processor_fps))
+                    return cli_usage_error(cmd, "%s wants a positive number, got '%s'", a, v);
             } else if (!cli_parse_int(cmd, "--max-pixels", v, &max_pixels)) {
                 return 2;
             }
@@ -142,6 +152,8 @@ int avl_cmd_features(int argc, char **argv)
     p.list_fps = fps;
     p.use_audio_in_video = audio_in_video;
     if (max_pixels > 0) p.video.max_pixels = max_pixels;
+    p.processor_fps = processor_fps;
+    p.norm = fast ? AVL_NORM_FAST : AVL_NORM_SLOW;
 
     avl_features *f = NULL;
     avl_status rc;

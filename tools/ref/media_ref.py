@@ -15,6 +15,7 @@ Independent of the C code: each quantity is computed here from its published def
   resize_pil.u8    PIL Image.resize(BICUBIC) of the same pattern.
   patches.f32      4 frames of 56x28 -> rescale (float64 -> float32), CLIP normalise (float32),
                    reshape/transpose to (16, 1176) as Qwen2VLImageProcessor.
+  patches_fast.f32 the same through the fast processor's fused (x - 255 mean) / (255 std).
   list_a.jpg, list_b.jpg, list_c.png  a frame list (PIL-encoded JPEGs, an RGBA PNG with alpha)
   list_rgb.u8      PIL's decoding of each (Image.open(...) then qwen's to_rgb), (3, 50, 70, 3)
   list_patches.f32 the frame-list route end to end: fetch_image (smart_resize 4*28*28 ..
@@ -133,6 +134,14 @@ v = ((v - MEAN) / STD).astype(np.float32).transpose(0, 3, 1, 2)              # (
 gt, gh, gw = T // 2, H // 14, W // 14
 v = v.reshape(gt, 2, 3, gh // 2, 2, 14, gw // 2, 2, 14).transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
 v.reshape(gt * gh * gw, 3 * 2 * 14 * 14).astype("<f4").tofile(os.path.join(OUT, "patches.f32"))
+# the fast processor: mean/std tensors times 1/rescale_factor, torchvision normalize on float32
+rescale = 0.00392156862745098
+m255 = torch.tensor([0.48145466, 0.4578275, 0.40821073]) * (1.0 / rescale)
+s255 = torch.tensor([0.26862954, 0.26130258, 0.27577711]) * (1.0 / rescale)
+x = torch.tensor(frames).permute(0, 3, 1, 2).to(torch.float32)
+x = ((x - m255[None, :, None, None]) / s255[None, :, None, None]).numpy()
+x = x.reshape(gt, 2, 3, gh // 2, 2, 14, gw // 2, 2, 14).transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
+x.reshape(gt * gh * gw, 3 * 2 * 14 * 14).astype("<f4").tofile(os.path.join(OUT, "patches_fast.f32"))
 
 # ---------------------------------------------------------------- frame list
 def smart_nframes(total, fps_in, fps=2.0, min_frames=4, max_frames=768):
