@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <jpeglib.h> /* after stdio.h: it uses FILE and size_t */
+#include <jerror.h>
 
 #include "avlens/media.h"
 #include "base/internal.h"
@@ -32,10 +33,15 @@ static void on_error(j_common_ptr c)
     longjmp(e->jump, 1);
 }
 
+/* Warnings about corrupt data are tolerated, as PIL tolerates them; a file that ends early is an
+ * error, as PIL's "image file is truncated" (LOAD_TRUNCATED_IMAGES is off by default). */
 static void on_message(j_common_ptr c, int level)
 {
-    (void)c;
-    (void)level; /* warnings (e.g. premature end of data) are tolerated, as PIL does */
+    if (level < 0 && c->err->msg_code == JWRN_JPEG_EOF) {
+        jerr *e = (jerr *)c->err;
+        snprintf(e->msg, sizeof e->msg, "file is truncated");
+        longjmp(e->jump, 1);
+    }
 }
 
 bool avl__is_jpeg(const char *path)
@@ -65,9 +71,10 @@ avl_status avl__jpeg_read(const char *path, uint8_t **rgb, int64_t *h, int64_t *
         jpeg_destroy_decompress(&c);
         fclose(f);
         avl__free(out);
-        return avl__err(AVL_E_MEDIA, "%s: bad JPEG (%s)", path, e.msg);
+        return avl__err(AVL_E_MEDIA, "%s: bad JPEG: %s", path, e.msg);
     }
     jpeg_create_decompress(&c);
+    snprintf(e.msg, sizeof e.msg, "not 3-channel");
     jpeg_stdio_src(&c, f);
     jpeg_read_header(&c, TRUE);
     if (c.jpeg_color_space == JCS_CMYK || c.jpeg_color_space == JCS_YCCK) {

@@ -310,6 +310,8 @@ static void test_bad_inputs(void **state)
     AVL_EXPECT_ERROR(avl_video_read(at("empty.mp4"), NULL, &f), AVL_E_MEDIA, "empty.mp4", "empty");
     AVL_EXPECT_ERROR(avl_video_read(at("missing.mp4"), NULL, &f), AVL_E_IO, "missing.mp4", "No such file");
     AVL_EXPECT_ERROR(avl_audio_read(at("missing.wav"), 16000, (avl_audio **)&f), AVL_E_IO, "missing.wav");
+    sh("head -c 2000 f01.jpg > cut.jpg");
+    AVL_EXPECT_ERROR(avl_image_read(at("cut.jpg"), &f), AVL_E_MEDIA, "cut.jpg", "truncated");
     const char *frames[3] = {at("f01.jpg"), at("f99.jpg"), at("f02.jpg")};
     AVL_EXPECT_ERROR(avl_features_from_frames(frames, 3, NULL, NULL, &ft), AVL_E_IO, "frame 2", "f99.jpg");
     avl_features_params p = avl_features_default_params();
