@@ -326,10 +326,11 @@ static void test_alloc_failures(void **state)
     (void)state;
     avl_features_params p = avl_features_default_params();
     p.mel.pad_to = 32000;
-    for (int64_t k = 1; k < 400; k++) {
+    int64_t k;
+    for (k = 1; k < 400; k++) {
         avl_features *f = NULL;
         avl__alloc_fail_after(k);
-        avl_status rc = avl_features_from_video(at("noaudio.mp4"), at("s16_16k.wav"), &p, &f);
+        avl_status rc = avl_features_from_video(at("noaudio.mp4"), at("s16_48k_stereo.wav"), &p, &f);
         avl__alloc_fail_after(0);
         if (rc == AVL_OK) {
             avl_features_free(f);
@@ -337,6 +338,33 @@ static void test_alloc_failures(void **state)
         }
         assert_int_equal(rc, AVL_E_NOMEM);
         assert_null(f);
+    }
+    assert_true(k > 10 && k < 400);
+    /* the frame-list route, JPEG and PNG decoders included */
+    const char *jpgs[3] = {at("f01.jpg"), at("f02.jpg"), at("f03.jpg")};
+    for (k = 1; k < 400; k++) {
+        avl_features *f = NULL;
+        avl__alloc_fail_after(k);
+        avl_status rc = avl_features_from_frames(jpgs, 3, NULL, &p, &f);
+        avl__alloc_fail_after(0);
+        if (rc == AVL_OK) {
+            avl_features_free(f);
+            break;
+        }
+        assert_int_equal(rc, AVL_E_NOMEM);
+        assert_null(f);
+    }
+    assert_true(k > 5 && k < 400);
+    for (k = 1; k < 100; k++) {
+        avl_frames *img = NULL;
+        avl__alloc_fail_after(k);
+        avl_status rc = avl_image_read(at("img.png"), &img);
+        avl__alloc_fail_after(0);
+        if (rc == AVL_OK) {
+            avl_frames_free(img);
+            break;
+        }
+        assert_int_equal(rc, AVL_E_NOMEM);
     }
 }
 
