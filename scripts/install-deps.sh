@@ -2,7 +2,7 @@
 # Installs every Debian package avlens needs to build, test and run its demo.
 # Idempotent: packages already present are not touched, and a machine that has them all
 # needs neither root nor network. Reference tools (tools/ref/, Python) have their own
-# optional list: pass --ref to add python3-torch and python3-numpy.
+# optional list: pass --ref to add python3-torch, python3-numpy and python3-pil.
 set -euo pipefail
 
 pkgs=(
@@ -13,6 +13,7 @@ pkgs=(
   libomp-dev                        # OpenMP for clang builds
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev
   libfftw3-dev                      # log-mel features
+  libjpeg-dev                       # JPEG frames decoded as PIL decodes them (libjpeg-turbo)
   libjansson-dev                    # JSON (config, tokenizer, manifests, records)
   libpcre2-dev                      # the tokenizer's pre-tokeniser regex
   libutf8proc-dev                   # NFC normalisation
@@ -21,7 +22,7 @@ pkgs=(
   nodejs npm                        # tests run the JavaScript Qwen tokenizer as reference
 )
 if [ "${1:-}" = "--ref" ]; then
-  pkgs+=(python3 python3-numpy python3-torch)
+  pkgs+=(python3 python3-numpy python3-torch python3-pil)
 fi
 
 missing=()

@@ -23,6 +23,7 @@
 #include "avlens/checkpoint.h"
 #include "avlens/config.h"
 #include "avlens/mkmodel.h"
+#include "avlens/media.h"
 #include "avlens/safetensors.h"
 #include "avlens/sequence.h"
 

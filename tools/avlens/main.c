@@ -14,6 +14,7 @@ typedef struct {
 
 static const command commands[] = {
     /* AVL_COMMAND_TABLE: one line per subcommand, alphabetical after demo */
+    {"features", avl_cmd_features, "a clip (video, frames, audio) -> the model inputs, as safetensors"},
     {"inspect", avl_cmd_inspect, "summarise a checkpoint and check its tensors against its config"},
     {"mkmodel", avl_cmd_mkmodel, "write a tiny Qwen2.5-Omni checkpoint (HF layout, seeded weights)"},
     {"version", avl_cmd_version, "print the version and the libraries built in"},
