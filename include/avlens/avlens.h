@@ -21,6 +21,7 @@
 #include "avlens/status.h"
 /* AVL_INCLUDES: one line per public header, kept sorted */
 #include "avlens/safetensors.h"
+#include "avlens/tokenizer.h"
 
 #define AVLENS_VERSION "0.1.0"
 
