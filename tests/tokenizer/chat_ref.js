@@ -28,35 +28,46 @@ if (!template.includes("message['content'].upper is defined")) {
   process.exit(1);
 }
 const lines = fs.readFileSync(chatsPath, "utf8").split("\n").filter((l) => l.length);
-let passed = 0, failed = 0;
+// Group the conversations by their flags: one avlens run per group and mode.
+const groups = new Map();
 lines.forEach((line, i) => {
   const c = JSON.parse(line);
   const gen = c.add_generation_prompt ?? true;
-  const opts = { chat_template: template, add_generation_prompt: gen,
-                 add_vision_id: !!c.add_vision_id, add_audio_id: !!c.add_audio_id };
-  let want, wantIds;
-  try {
-    want = tok.apply_chat_template(c.messages, { ...opts, tokenize: false });
-    wantIds = tok.apply_chat_template(c.messages, { ...opts, tokenize: true });
-  } catch (e) {
-    failed++;
-    console.error(`chat ${i}: the reference cannot render it: ${String(e.message).slice(0, 200)}`);
-    return;
-  }
   const flags = [gen ? "--add-generation-prompt" : "--no-generation-prompt"];
   if (c.add_vision_id) flags.push("--add-vision-id");
   if (c.add_audio_id) flags.push("--add-audio-id");
-  const input = JSON.stringify(c.messages);
-  const got = execFileSync(avlens, ["tokenize", "--chat", "--text", ...flags], { input }).toString("utf8");
-  const gotIds = JSON.parse(execFileSync(avlens, ["tokenize", "--tokenizer", tokPath, "--chat", ...flags], { input }).toString());
-  if (got !== want) {
-    failed++;
-    console.error(`chat ${i}: rendered text differs\n  want ${JSON.stringify(want)}\n  got  ${JSON.stringify(got)}`);
-  } else if (JSON.stringify(gotIds) !== JSON.stringify(Array.from(wantIds))) {
-    failed++;
-    console.error(`chat ${i}: ids differ\n  want ${JSON.stringify(Array.from(wantIds))}\n  got  ${JSON.stringify(gotIds)}`);
-  } else passed++;
+  const key = flags.join(" ");
+  if (!groups.has(key)) groups.set(key, { flags, items: [] });
+  groups.get(key).items.push({ i, c, gen });
 });
+let passed = 0, failed = 0;
+for (const { flags, items } of groups.values()) {
+  const input = items.map(({ c }) => JSON.stringify(c.messages)).join("\n") + "\n";
+  const run = (args) => execFileSync(avlens, ["tokenize", "--chat", "--jsonl", ...args, ...flags], { input })
+    .toString("utf8").split("\n").filter((l) => l.length).map((l) => JSON.parse(l));
+  const texts = run(["--text"]);
+  const idss = run(["--tokenizer", tokPath]);
+  items.forEach(({ i, c, gen }, k) => {
+    const opts = { chat_template: template, add_generation_prompt: gen,
+                   add_vision_id: !!c.add_vision_id, add_audio_id: !!c.add_audio_id };
+    let want, wantIds;
+    try {
+      want = tok.apply_chat_template(c.messages, { ...opts, tokenize: false });
+      wantIds = Array.from(tok.apply_chat_template(c.messages, { ...opts, tokenize: true }));
+    } catch (e) {
+      failed++;
+      console.error(`chat ${i}: the reference cannot render it: ${String(e.message).slice(0, 200)}`);
+      return;
+    }
+    if (texts[k] !== want) {
+      failed++;
+      console.error(`chat ${i}: rendered text differs\n  want ${JSON.stringify(want)}\n  got  ${JSON.stringify(texts[k])}`);
+    } else if (JSON.stringify(idss[k]) !== JSON.stringify(wantIds)) {
+      failed++;
+      console.error(`chat ${i}: ids differ\n  want ${JSON.stringify(wantIds)}\n  got  ${JSON.stringify(idss[k])}`);
+    } else passed++;
+  });
+}
 console.log(failed ? `FAIL chat ${path.basename(path.dirname(tokPath))}: ${failed} of ${lines.length} conversations differ`
                    : `ok chat (${path.basename(path.dirname(tokPath))}): ${passed} conversations, identical text and ids`);
 process.exit(failed ? 1 : 0);

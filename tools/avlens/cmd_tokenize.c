@@ -19,6 +19,8 @@ static void help(void)
            "  --skip-special            with --decode: leave out special tokens\n"
            "  --chat                    read a JSON messages list, render Qwen2.5-Omni's chat template, encode it\n"
            "  --text                    with --chat: print the rendered text instead of ids (no --tokenizer needed)\n"
+           "  --chat --jsonl            one messages list per line; one id array (or with --text one JSON string)\n"
+           "                            per line\n"
            "  --no-generation-prompt    with --chat: do not end with \"<|im_start|>assistant\\n\"\n"
            "  --add-vision-id           with --chat: \"Picture k: \" / \"Video k: \" before images / videos\n"
            "  --add-audio-id            with --chat: \"Audio k: \" before audio\n"
@@ -142,6 +144,39 @@ static int run_jsonl(avl_tokenizer *tok, char *in, size_t len)
     return 0;
 }
 
+/* --chat --jsonl: one messages list per line. */
+static int run_chat_lines(avl_tokenizer *tok, const char *in, size_t len, const avl_chat_params *cp, bool text)
+{
+    long long lineno = 0;
+    for (const char *line = in; line < in + len;) {
+        const char *nl = memchr(line, '\n', (size_t)(in + len - line));
+        size_t ll = nl ? (size_t)(nl - line) : (size_t)(in + len - line);
+        lineno++;
+        char *r;
+        size_t rl;
+        avl_status rc = avl_chat_render(line, ll, cp, &r, &rl);
+        if (rc) {
+            fprintf(stderr, "avlens %s: stdin line %lld: %s\n", CMD, lineno, avl_last_error());
+            return 1;
+        }
+        int ret = 0;
+        if (text) {
+            json_t *s = json_stringn(r, rl);
+            char *enc = s ? json_dumps(s, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) : NULL;
+            if (enc) printf("%s\n", enc);
+            else ret = 1;
+            free(enc);
+            json_decref(s);
+        } else {
+            ret = encode_and_print(tok, r, rl);
+        }
+        avl_tokenizer_free_mem(r);
+        if (ret) return ret;
+        line = nl ? nl + 1 : in + len;
+    }
+    return 0;
+}
+
 static int run_decode(avl_tokenizer *tok, const char *in, size_t len, bool skip_special)
 {
     json_error_t e;
@@ -204,7 +239,7 @@ int avl_cmd_tokenize(int argc, char **argv)
         else if (!strcmp(a, "--add-audio-id")) cp.add_audio_id = true;
         else return cli_usage_error(CMD, "unknown option '%s'", a);
     }
-    if (jsonl + decode + chat > 1) return cli_usage_error(CMD, "--jsonl, --decode and --chat exclude each other");
+    if (decode && (jsonl || chat)) return cli_usage_error(CMD, "--decode goes with neither --jsonl nor --chat");
     if (text && !chat) return cli_usage_error(CMD, "--text goes with --chat");
     if (!path && !(chat && text)) return cli_usage_error(CMD, "--tokenizer PATH is required");
 
@@ -221,7 +256,9 @@ int avl_cmd_tokenize(int argc, char **argv)
         return 1;
     }
     int ret = 0;
-    if (jsonl) {
+    if (chat && jsonl) {
+        ret = run_chat_lines(tok, in, len, &cp, text);
+    } else if (jsonl) {
         ret = run_jsonl(tok, in, len);
     } else if (decode) {
         ret = run_decode(tok, in, len, skip_special);
