@@ -267,6 +267,7 @@ static avl_status enc_piece(void *user, const char *s, size_t len)
 
     int64_t start = c->out.n;
     if ((rc = initial_symbols(tok, (const uint8_t *)s, len, &c->out))) return rc;
+    if (c->out.n == start) return AVL_OK; /* nothing of the piece is in the vocabulary */
     int64_t k = 0;
     if ((rc = merge_all(tok, c->out.v + start, c->out.n - start, &k))) return rc;
     c->out.n = start + k;
