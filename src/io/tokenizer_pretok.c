@@ -172,6 +172,8 @@ typedef struct {
     pcre2_match_data *md;
     int32_t *cps;     /* NFC scratch: (cps_cap) code points */
     size_t cps_cap;
+    char *norm;       /* NFC output: (norm_cap) bytes, norm_len used */
+    size_t norm_len, norm_cap;
 } pt_ctx;
 
 typedef avl_status (*section_fn)(pt_ctx *c, const char *s, size_t len);
@@ -297,25 +299,31 @@ static avl_status after_norm(pt_ctx *c, const char *s, size_t len)
     return regex_pieces(c, s, len);
 }
 
-/* NFC with utf8proc (decompose canonically into code points, then recompose and re-encode in
- * place). Text below U+0300 is already NFC (no code point there has NFC_Quick_Check No or
- * Maybe), which skips the work for ASCII and Latin-1. */
-static avl_status normalize_section(pt_ctx *c, const char *s, size_t len)
+/* Appends bytes to c->norm unchanged. */
+static avl_status nfc_copy(pt_ctx *c, const char *s, size_t len)
 {
-    bool needs = false;
-    for (size_t i = 0; i < len; i++)
-        if ((uint8_t)s[i] >= 0xCC) { needs = true; break; }
-    if (!c->tok->nfc || !needs) return after_norm(c, s, len);
+    if (c->norm_len + len > c->norm_cap) {
+        size_t cap = (c->norm_len + len) * 2 + 64;
+        char *p = avl__realloc(c->norm, cap);
+        if (!p) return avl__err(AVL_E_NOMEM, "tokenizer: out of memory normalising %zu bytes", len);
+        c->norm = p;
+        c->norm_cap = cap;
+    }
+    memcpy(c->norm + c->norm_len, s, len);
+    c->norm_len += len;
+    return AVL_OK;
+}
 
+/* NFC of one stretch of text with utf8proc (canonical decomposition into code points, then
+ * recomposition and re-encoding in place), appended to c->norm. On a utf8proc error (valid
+ * UTF-8 gives none) the stretch is kept as it is. */
+static avl_status nfc_append(pt_ctx *c, const char *s, size_t len)
+{
     int opts = UTF8PROC_STABLE | UTF8PROC_COMPOSE;
     for (;;) {
         utf8proc_ssize_t n = utf8proc_decompose((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len,
                                                 c->cps, (utf8proc_ssize_t)c->cps_cap, opts);
-        if (n < 0) {
-            avl__log(AVL_LOG_WARN, "tokenizer: NFC failed (%s), text left as is", utf8proc_errmsg(n));
-            return after_norm(c, s, len);
-        }
-        if ((size_t)n + 1 > c->cps_cap) {
+        if (n >= 0 && (size_t)n + 1 > c->cps_cap) {
             size_t cap = (size_t)n + len + 16;
             int32_t *p = avl__realloc(c->cps, cap * sizeof *p);
             if (!p) return avl__err(AVL_E_NOMEM, "tokenizer: out of memory normalising %zu bytes", len);
@@ -323,10 +331,69 @@ static avl_status normalize_section(pt_ctx *c, const char *s, size_t len)
             c->cps_cap = cap;
             continue;
         }
-        utf8proc_ssize_t m = utf8proc_reencode(c->cps, n, opts);
-        if (m < 0) return after_norm(c, s, len);
-        return after_norm(c, (const char *)c->cps, (size_t)m);
+        if (n < 0) return nfc_copy(c, s, len);
+        utf8proc_ssize_t k = utf8proc_reencode(c->cps, n, opts);
+        if (k < 0) return nfc_copy(c, s, len);
+        return nfc_copy(c, (const char *)c->cps, (size_t)k);
     }
+}
+
+/* True when cp is an NFC boundary that text before it cannot change: a starter with no
+ * canonical decomposition that is never the second half of a composition. Everything below
+ * U+0300 is (no code point there has NFC_Quick_Check No or Maybe). Hangul vowel and trailing
+ * jamo compose algorithmically and are not. */
+static bool nfc_stable(uint32_t cp)
+{
+    if (cp < 0x300) return true;
+    if ((cp >= 0x1161 && cp <= 0x1175) || (cp >= 0x11A8 && cp <= 0x11C2)) return false;
+    const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
+    if (p->combining_class) return false;
+    if (p->decomp_seqindex != UINT16_MAX && p->decomp_type == 0) return false;
+    if (p->comb_index != UINT16_MAX && p->comb_index >= 0x8000) return false;
+    return true;
+}
+
+/* NFC, applied only to the stretches that can change: each starts at the last stable code
+ * point before an unstable one (that one may compose with what follows) and ends before the
+ * next stable one. Text made only of stable code points (ASCII, most CJK, Cyrillic, emoji...)
+ * passes through untouched, and utf8proc runs only where it matters. */
+static avl_status normalize_section(pt_ctx *c, const char *str, size_t len)
+{
+    if (!c->tok->nfc) return after_norm(c, str, len);
+    const uint8_t *s = (const uint8_t *)str;
+    size_t i = 0;
+    while (i < len && s[i] < 0xCC) i++; /* below U+0300 all the way */
+    if (i == len) return after_norm(c, str, len);
+
+    c->norm_len = 0;
+    size_t copied = 0, last_stable = 0;
+    bool changed = false;
+    avl_status rc;
+    for (i = 0; i < len;) {
+        uint32_t cp;
+        size_t k = (size_t)avl__utf8_decode(s + i, len - i, &cp);
+        if (nfc_stable(cp)) {
+            last_stable = i;
+            i += k;
+            continue;
+        }
+        size_t start = last_stable > copied ? last_stable : copied;
+        size_t end = i + k;
+        while (end < len) {
+            size_t k2 = (size_t)avl__utf8_decode(s + end, len - end, &cp);
+            if (nfc_stable(cp)) break;
+            end += k2;
+        }
+        if (start > copied && (rc = nfc_copy(c, str + copied, start - copied))) return rc;
+        if ((rc = nfc_append(c, str + start, end - start))) return rc;
+        changed = true;
+        copied = end;
+        i = end;
+        last_stable = end;
+    }
+    if (!changed) return after_norm(c, str, len);
+    if (len > copied && (rc = nfc_copy(c, str + copied, len - copied))) return rc;
+    return after_norm(c, c->norm, c->norm_len);
 }
 
 avl_status avl__pretokenize(const avl_tokenizer *tok, const char *s, size_t len,
@@ -341,5 +408,6 @@ avl_status avl__pretokenize(const avl_tokenizer *tok, const char *s, size_t len,
                                        : normalize_section(&c, s, len);
     pcre2_match_data_free(c.md);
     avl__free(c.cps);
+    avl__free(c.norm);
     return rc;
 }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <utf8proc.h>
+
 #include "base/internal.h"
 #include "io/tokenizer_internal.h"
 
@@ -151,6 +153,38 @@ static void test_nfc_and_invalid_utf8(void **state)
     }
     /* NUL bytes are text like any other */
     assert_int_equal(enc(t, "a\0b", 3, a, 64), 3);
+    avl_tokenizer_free(t);
+}
+
+/* NFC is applied only around code points that can change; encoding x must equal encoding
+ * utf8proc's whole-string NFC of x (NFC is idempotent), on random strings of tricky code points. */
+static void test_nfc_stretches(void **state)
+{
+    (void)state;
+    static const uint32_t pool[] = {
+        'a', 'e', 'o', 'A', ' ', '.', 0x300, 0x301, 0x308, 0x323, 0x327, 0x345, 0x3B1, 0x1F00, 0x212B, 0x2126, 0x958,
+        0x915, 0x93C, 0x1100, 0x1161, 0x11A8, 0xAC00, 0xAC01, 0x30AB, 0x3099, 0x304B, 0x4E00, 0xC5, 0xE9, 0x340, 0x344,
+        0x1E9B, 0x627, 0x653, 0x5D1, 0x5BC, 0xFB2C, 0x1D15E, 0x1F600, 0xF900, 0x9C7, 0x9BE, 0x9D7, 0xB47, 0xB3E, 0x1025, 0x102E,
+    };
+    avl_tokenizer *t = load_ok(TINY);
+    uint32_t seed = 12345;
+    for (int r = 0; r < 400; r++) {
+        char buf[256];
+        size_t n = 0;
+        int len = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 12;
+        for (int i = 0; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            n += (size_t)utf8proc_encode_char((utf8proc_int32_t)pool[(seed >> 16) % (sizeof pool / sizeof *pool)],
+                                              (utf8proc_uint8_t *)buf + n);
+        }
+        buf[n] = 0;
+        char *whole = (char *)utf8proc_NFC((const utf8proc_uint8_t *)buf);
+        assert_non_null(whole);
+        int32_t a[256], b[256];
+        int64_t na = enc(t, buf, n, a, 256), nb = enc(t, whole, strlen(whole), b, 256);
+        if (na != nb || memcmp(a, b, (size_t)na * sizeof *a)) fail_msg("NFC stretch differs on case %d", r);
+        free(whole);
+    }
     avl_tokenizer_free(t);
 }
 
@@ -413,7 +447,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lookups),          cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_nfc_and_invalid_utf8), cmocka_unit_test(test_two_loaders_agree),
+        cmocka_unit_test(test_nfc_and_invalid_utf8), cmocka_unit_test(test_nfc_stretches),
+        cmocka_unit_test(test_two_loaders_agree),
         cmocka_unit_test(test_merge_spellings),  cmocka_unit_test(test_added_token_flags),
         cmocka_unit_test(test_load_errors),      cmocka_unit_test(test_chat),
         cmocka_unit_test(test_alloc_failures),   cmocka_unit_test(test_threads),
