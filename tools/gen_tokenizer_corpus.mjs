@@ -5,7 +5,7 @@
 // valid UTF-8, {"b64": "..."}.
 //
 // Also covered: characters on which regex engines disagree about \s or case folding (U+FEFF,
-// U+0085, U+180E, an apostrophe before U+017F); the only thing left out is code points
+// U+0085, U+180E, an apostrophe before U+017F; docs/tokenizer.md). Left out: code points
 // assigned after Unicode 13 (utf8proc 2.6 and PCRE2 10.42 predate them; Node's ICU does not).
 
 let seed = 0x5eed1234;

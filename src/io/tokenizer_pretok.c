@@ -345,6 +345,7 @@ static avl_status nfc_append(pt_ctx *c, const char *s, size_t len)
 static bool nfc_stable(uint32_t cp)
 {
     if (cp < 0x300) return true;
+    if ((cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0xAC00 && cp <= 0xD7A3)) return true; /* CJK, Hangul syllables */
     if ((cp >= 0x1161 && cp <= 0x1175) || (cp >= 0x11A8 && cp <= 0x11C2)) return false;
     const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
     if (p->combining_class) return false;
