@@ -40,14 +40,11 @@ const uint16_t avl__byte_to_cp[256] = {
 
 int avl__cp_to_byte(uint32_t cp)
 {
-    static int16_t inv[324];
-    static _Atomic int ready;
-    if (!ready) {
-        for (int i = 0; i < 324; i++) inv[i] = -1;
-        for (int b = 0; b < 256; b++) inv[avl__byte_to_cp[b]] = (int16_t)b;
-        ready = 1; /* idempotent: racing threads write the same values */
-    }
-    return cp < 324 ? inv[cp] : -1;
+    if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 172) || (cp >= 174 && cp <= 255)) return (int)cp;
+    if (cp < 256 || cp >= 256 + 68) return -1;
+    /* the n-th byte outside the printable ranges: 0..32, 127..160, 173 */
+    uint32_t n = cp - 256;
+    return n < 33 ? (int)n : n < 67 ? (int)(127 + n - 33) : 173;
 }
 
 /* ---- UTF-8 ---- */

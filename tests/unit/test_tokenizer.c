@@ -53,6 +53,16 @@ static void id_of(const avl_tokenizer *t, const char *tok, int32_t want)
 
 /* ---- the tiny tokenizer ---- */
 
+static void test_byte_alphabet(void **state)
+{
+    (void)state;
+    for (int b = 0; b < 256; b++) assert_int_equal(avl__cp_to_byte(avl__byte_to_cp[b]), b);
+    assert_int_equal(avl__cp_to_byte('A'), 'A');
+    assert_int_equal(avl__cp_to_byte(0x120), ' '); /* 'Ġ' */
+    assert_int_equal(avl__cp_to_byte(' '), -1);
+    assert_int_equal(avl__cp_to_byte(0x144), -1);
+}
+
 static void test_lookups(void **state)
 {
     (void)state;
@@ -446,7 +456,7 @@ static void test_threads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lookups),          cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_byte_alphabet),    cmocka_unit_test(test_lookups),          cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_nfc_and_invalid_utf8), cmocka_unit_test(test_nfc_stretches),
         cmocka_unit_test(test_two_loaders_agree),
         cmocka_unit_test(test_merge_spellings),  cmocka_unit_test(test_added_token_flags),
