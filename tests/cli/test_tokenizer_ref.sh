@@ -6,7 +6,8 @@
 # $AVL_BINARY_DIR/.cache/npm (never committed). Then, for Qwen's tokenizer and for the tiny
 # one of tests/data/tokenizer/tiny (both of its spellings), every string of
 # tests/data/tokenizer/corpus.jsonl must get the same ids from `avlens tokenize --jsonl` as from
-# tests/tokenizer/encode_ref.js; and every conversation of chats.jsonl must render and encode as
+# tests/tokenizer/encode_ref.js, and decode to the same text (tests/tokenizer/decode_ref.js, also on
+# random id sequences); and every conversation of chats.jsonl must render and encode as
 # the JS apply_chat_template does with Qwen2.5-Omni's template (tests/tokenizer/chat_ref.js).
 set -euo pipefail
 
@@ -55,6 +56,17 @@ compare() {
         exit 1
     fi
     echo "ok $name: $n strings, identical ids"
+    passed=$((passed + 1))
+
+    # decoding: the ids above plus 300 random id sequences (which split characters, mix
+    # special tokens in, ...) must decode to the same text
+    local vocab ids="$AVL_TEST_WORK/$name.ids.jsonl"
+    vocab=$(node -e 'const j=require(process.argv[1]);let m=0;for(const v of Object.values(j.model.vocab))m=Math.max(m,v);for(const a of j.added_tokens)m=Math.max(m,a.id);console.log(m+1)' "$(realpath "$jtok")")
+    cp "$got" "$ids"
+    node -e 'let s=7;const r=()=>(s=(s*1103515245+12345)%2147483648)/2147483648;const n=+process.argv[1];
+             for(let i=0;i<300;i++){const k=1+Math.floor(r()*40);const a=[];for(let j=0;j<k;j++)a.push(Math.floor(r()*n));console.log(JSON.stringify(a))}' "$vocab" >>"$ids"
+    "$AVL_CLI" tokenize --tokenizer "$ctok" --decode --jsonl <"$ids" >"$AVL_TEST_WORK/$name.texts.jsonl"
+    node "$ref/decode_ref.js" "$mods" "$jtok" "$ids" "$AVL_TEST_WORK/$name.texts.jsonl"
     passed=$((passed + 1))
 }
 compare qwen "$qwen" "$qwen"

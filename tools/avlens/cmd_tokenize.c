@@ -17,6 +17,7 @@ static void help(void)
            "                            {\"b64\": \"...\"} (raw bytes, may be invalid UTF-8); one id array per line\n"
            "  --decode                  read a JSON array of ids, print the text\n"
            "  --skip-special            with --decode: leave out special tokens\n"
+           "  --decode --jsonl          one id array per line; one JSON string per line\n"
            "  --chat                    read a JSON messages list, render Qwen2.5-Omni's chat template, encode it\n"
            "  --text                    with --chat: print the rendered text instead of ids (no --tokenizer needed)\n"
            "  --chat --jsonl            one messages list per line; one id array (or with --text one JSON string)\n"
@@ -177,13 +178,17 @@ static int run_chat_lines(avl_tokenizer *tok, const char *in, size_t len, const 
     return 0;
 }
 
-static int run_decode(avl_tokenizer *tok, const char *in, size_t len, bool skip_special)
+/* Decodes one JSON id array; lineno > 0 names the stdin line in messages. */
+static int run_decode(avl_tokenizer *tok, const char *in, size_t len, bool skip_special, bool as_json,
+                      long long lineno)
 {
+    char where[48] = "stdin";
+    if (lineno > 0) snprintf(where, sizeof where, "stdin line %lld", lineno);
     json_error_t e;
     json_t *j = json_loadb(in, len, 0, &e);
     if (!json_is_array(j)) {
         json_decref(j);
-        fprintf(stderr, "avlens %s: stdin: not a JSON array of ids%s%s\n", CMD, j ? "" : ": ", j ? "" : e.text);
+        fprintf(stderr, "avlens %s: %s: not a JSON array of ids%s%s\n", CMD, where, j ? "" : ": ", j ? "" : e.text);
         return 1;
     }
     size_t n = json_array_size(j);
@@ -196,7 +201,7 @@ static int run_decode(avl_tokenizer *tok, const char *in, size_t len, bool skip_
     for (size_t i = 0; i < n; i++) {
         json_t *v = json_array_get(j, i);
         if (!json_is_integer(v) || json_integer_value(v) < INT32_MIN || json_integer_value(v) > INT32_MAX) {
-            fprintf(stderr, "avlens %s: stdin: element %zu is not an integer id\n", CMD, i);
+            fprintf(stderr, "avlens %s: %s: element %zu is not an integer id\n", CMD, where, i);
             free(ids);
             json_decref(j);
             return 1;
@@ -209,8 +214,35 @@ static int run_decode(avl_tokenizer *tok, const char *in, size_t len, bool skip_
     avl_status rc = avl_tokenizer_decode(tok, ids, (int64_t)n, skip_special, &text, &tl);
     free(ids);
     if (rc) return cli_fail(CMD, rc);
-    fwrite(text, 1, tl, stdout);
+    if (as_json) {
+        json_t *js = json_stringn(text, tl);
+        char *enc = js ? json_dumps(js, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) : NULL;
+        if (enc) printf("%s\n", enc);
+        free(enc);
+        json_decref(js);
+        if (!enc) {
+            avl_tokenizer_free_mem(text);
+            fprintf(stderr, "avlens %s: out of memory\n", CMD);
+            return 1;
+        }
+    } else {
+        fwrite(text, 1, tl, stdout);
+    }
     avl_tokenizer_free_mem(text);
+    return 0;
+}
+
+/* --decode --jsonl: one id array per line -> one JSON string per line. */
+static int run_decode_lines(avl_tokenizer *tok, const char *in, size_t len, bool skip_special)
+{
+    long long lineno = 0;
+    for (const char *line = in; line < in + len;) {
+        const char *nl = memchr(line, '\n', (size_t)(in + len - line));
+        size_t ll = nl ? (size_t)(nl - line) : (size_t)(in + len - line);
+        lineno++;
+        if (run_decode(tok, line, ll, skip_special, true, lineno)) return 1;
+        line = nl ? nl + 1 : in + len;
+    }
     return 0;
 }
 
@@ -239,7 +271,7 @@ int avl_cmd_tokenize(int argc, char **argv)
         else if (!strcmp(a, "--add-audio-id")) cp.add_audio_id = true;
         else return cli_usage_error(CMD, "unknown option '%s'", a);
     }
-    if (decode && (jsonl || chat)) return cli_usage_error(CMD, "--decode goes with neither --jsonl nor --chat");
+    if (decode && chat) return cli_usage_error(CMD, "--decode and --chat exclude each other");
     if (text && !chat) return cli_usage_error(CMD, "--text goes with --chat");
     if (!path && !(chat && text)) return cli_usage_error(CMD, "--tokenizer PATH is required");
 
@@ -258,10 +290,12 @@ int avl_cmd_tokenize(int argc, char **argv)
     int ret = 0;
     if (chat && jsonl) {
         ret = run_chat_lines(tok, in, len, &cp, text);
-    } else if (jsonl) {
+    } else if (jsonl && !decode) {
         ret = run_jsonl(tok, in, len);
+    } else if (decode && jsonl) {
+        ret = run_decode_lines(tok, in, len, skip_special);
     } else if (decode) {
-        ret = run_decode(tok, in, len, skip_special);
+        ret = run_decode(tok, in, len, skip_special, false, 0);
     } else if (chat) {
         char *r;
         size_t rl;
