@@ -6,8 +6,9 @@
  *       fprintf(stderr, "%s\n", avl_last_error());
  *       return 1;
  *   }
+ *   const char *text = "<|im_start|>user\nhello";
  *   int32_t *ids; int64_t n;
- *   avl_tokenizer_encode(tok, "<|im_start|>user\nhello", 21, &ids, &n);
+ *   avl_tokenizer_encode(tok, text, strlen(text), &ids, &n);     // ids[0] is <|im_start|>
  *   int32_t im_end;
  *   avl_tokenizer_token_id(tok, "<|im_end|>", &im_end);        // never assume Qwen's ids
  *   avl_tokenizer_free_mem(ids);

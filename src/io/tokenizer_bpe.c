@@ -342,16 +342,24 @@ static avl_status flush_run(bytes *run, bytes *out)
  * a token with a character outside the alphabet passes through as its UTF-8 (as HF does). */
 static avl_status byte_level_token(const char *t, size_t len, bytes *run)
 {
-    char buf[512];
-    size_t o = 0;
     for (size_t i = 0; i < len;) {
         uint32_t cp;
         i += (size_t)avl__utf8_decode((const uint8_t *)t + i, len - i, &cp);
-        int b = avl__cp_to_byte(cp);
-        if (b < 0 || o == sizeof buf) return bytes_put(run, t, len);
-        buf[o++] = (char)b;
+        if (avl__cp_to_byte(cp) < 0) return bytes_put(run, t, len);
     }
-    return bytes_put(run, buf, o);
+    char buf[256];
+    size_t o = 0;
+    avl_status rc = AVL_OK;
+    for (size_t i = 0; i < len && !rc;) {
+        uint32_t cp;
+        i += (size_t)avl__utf8_decode((const uint8_t *)t + i, len - i, &cp);
+        buf[o++] = (char)avl__cp_to_byte(cp);
+        if (o == sizeof buf) {
+            rc = bytes_put(run, buf, o);
+            o = 0;
+        }
+    }
+    return rc ? rc : bytes_put(run, buf, o);
 }
 
 avl_status avl_tokenizer_decode(const avl_tokenizer *tok, const int32_t *ids, int64_t n,
