@@ -26,6 +26,7 @@
 #include "avlens/media.h"
 #include "avlens/safetensors.h"
 #include "avlens/sequence.h"
+#include "avlens/tokenizer.h"
 
 #define AVLENS_VERSION "0.1.0"
 

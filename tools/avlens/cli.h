@@ -27,6 +27,7 @@ bool cli_parse_int(const char *cmd, const char *flag, const char *s, long long *
 int avl_cmd_inspect(int argc, char **argv);
 int avl_cmd_mkmodel(int argc, char **argv);
 int avl_cmd_features(int argc, char **argv);
+int avl_cmd_tokenize(int argc, char **argv);
 int avl_cmd_version(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static const command commands[] = {
     {"features", avl_cmd_features, "a clip (video, frames, audio) -> the model inputs, as safetensors"},
     {"inspect", avl_cmd_inspect, "summarise a checkpoint and check its tensors against its config"},
     {"mkmodel", avl_cmd_mkmodel, "write a tiny Qwen2.5-Omni checkpoint (HF layout, seeded weights)"},
+    {"tokenize", avl_cmd_tokenize, "encode text, decode ids, render the chat template"},
     {"version", avl_cmd_version, "print the version and the libraries built in"},
 };
 
