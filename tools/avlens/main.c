@@ -13,6 +13,7 @@ typedef struct {
 } command;
 
 static const command commands[] = {
+    {"demo", avl_cmd_demo, "make a tiny model and show what avlens does with it"},
     /* AVL_COMMAND_TABLE: one line per subcommand, alphabetical after demo */
     {"features", avl_cmd_features, "a clip (video, frames, audio) -> the model inputs, as safetensors"},
     {"inspect", avl_cmd_inspect, "summarise a checkpoint and check its tensors against its config"},
