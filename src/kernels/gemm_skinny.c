@@ -1,0 +1,253 @@
+/* src/kernels/gemm_skinny.c: the small-M kernel (decode: M = 1..4 rows of activations).
+ *
+ * With few rows of X the product is a stream over W: every weight is read once and used M
+ * times, so the time is the weight bytes over the memory bandwidth. The kernel reads each row
+ * of W once, widens it to fp32 in registers (bf16: a 16-bit shift; f16: vcvtph2ps; exact) and
+ * multiplies it into M fp32 accumulators per lane with FMA. X stays fp32 (no bf16 rounding of
+ * activations): AVX512-BF16's dot product would need X in bf16 and buys nothing here, as the
+ * kernel is bound by memory, not arithmetic.
+ *
+ * OpenMP splits N into blocks of rows with a static schedule; each output is computed by one
+ * thread in one fixed order (vector lanes, then lane sum, then the K % width tail, then bias,
+ * then old Y), so results do not depend on the thread count.
+ *
+ * Variants, chosen once at run time with __builtin_cpu_supports: AVX-512F (16 lanes), AVX2 +
+ * FMA + F16C (8 lanes), portable C. Each is compiled with a target attribute, so the library
+ * needs no -mavx512f and runs on any x86-64.
+ */
+#include <stdatomic.h>
+
+#include "kernels/gemm.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define AVL_SKINNY_X86 1
+#endif
+
+enum { V_PORTABLE = 0, V_AVX2 = 1, V_AVX512 = 2 };
+static _Atomic int g_variant = -1;
+static _Atomic bool g_force_portable;
+
+static int detect_variant(void)
+{
+#ifdef AVL_SKINNY_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return V_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        return V_AVX2;
+#endif
+    return V_PORTABLE;
+}
+
+static int variant(void)
+{
+    if (atomic_load(&g_force_portable)) return V_PORTABLE;
+    int v = atomic_load(&g_variant);
+    if (v < 0) {
+        v = detect_variant();
+        atomic_store(&g_variant, v);
+    }
+    return v;
+}
+
+const char *avl__gemm_skinny_isa(void)
+{
+    static const char *names[] = {"portable", "avx2", "avx512"};
+    return names[variant()];
+}
+
+void avl__gemm_skinny_force_portable(bool on)
+{
+    atomic_store(&g_force_portable, on);
+}
+
+/* The shared tail of every variant: y = acc (+ bias) (+ old y). */
+static inline void store_out(const avl__gemm_args *a, int64_t m, int64_t n, float acc)
+{
+    if (a->bias) acc = acc + avl__load_elem(a->bias->dtype, a->bias->data, n);
+    float *yp = a->y + m * a->ldy + n;
+    *yp = a->accumulate ? acc + *yp : acc;
+}
+
+static inline const char *wrow(const avl__weight *w, int64_t n)
+{
+    return (const char *)w->data + (size_t)(n * w->ld) * avl__dtype_size(w->dtype);
+}
+
+/* ---- portable ---- */
+
+/* Eight partial sums per output (lane j takes k = j mod 8), like the vector variants. */
+static void rows_portable(const avl__gemm_args *a, int64_t n0, int64_t n1)
+{
+    const avl__weight *w = a->w;
+    int64_t K = w->k, K8 = K / 8 * 8;
+    for (int64_t n = n0; n < n1; n++) {
+        const char *wr = wrow(w, n);
+        for (int64_t m = 0; m < a->m; m++) {
+            const float *x = a->x + m * a->ldx;
+            float part[8] = {0};
+            for (int64_t k = 0; k < K8; k += 8)
+                for (int j = 0; j < 8; j++) {
+                    float p = x[k + j] * avl__load_elem(w->dtype, wr, k + j);
+                    part[j] = part[j] + p;
+                }
+            float acc = ((part[0] + part[4]) + (part[1] + part[5])) +
+                        ((part[2] + part[6]) + (part[3] + part[7]));
+            for (int64_t k = K8; k < K; k++) {
+                float p = x[k] * avl__load_elem(w->dtype, wr, k);
+                acc = acc + p;
+            }
+            store_out(a, m, n, acc);
+        }
+    }
+}
+
+#ifdef AVL_SKINNY_X86
+
+/* ---- AVX2 + FMA + F16C: 8 lanes ---- */
+
+#define AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
+
+static inline AVX2_TARGET __m256 load8(avl__dtype t, const char *p)
+{
+    if (t == AVL__DT_BF16)
+        return _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+    if (t == AVL__DT_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_loadu_ps((const float *)(const void *)p);
+}
+
+static inline AVX2_TARGET float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* One row of W against MB rows of X (MB a constant after inlining), U accumulators per row
+ * to hide the FMA latency: U = 4 for MB <= 2, else 2 (16 vector registers). */
+static inline __attribute__((always_inline)) AVX2_TARGET void
+row_avx2(const avl__gemm_args *a, int64_t n, int64_t m0, const int MB)
+{
+    const avl__weight *w = a->w;
+    const avl__dtype t = w->dtype;
+    const size_t es = avl__dtype_size(t);
+    const int U = MB <= 2 ? 4 : 2;
+    const int64_t K = w->k, step = 8 * U, Kv = K / step * step;
+    const char *wr = wrow(w, n);
+    const float *x[4];
+    for (int i = 0; i < MB; i++) x[i] = a->x + (m0 + i) * a->ldx;
+    __m256 acc[4][4];
+    for (int i = 0; i < MB; i++)
+        for (int u = 0; u < U; u++) acc[i][u] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < Kv; k += step)
+        for (int u = 0; u < U; u++) {
+            __m256 wv = load8(t, wr + (size_t)(k + 8 * u) * es);
+            for (int i = 0; i < MB; i++)
+                acc[i][u] = _mm256_fmadd_ps(_mm256_loadu_ps(x[i] + k + 8 * u), wv, acc[i][u]);
+        }
+    for (int i = 0; i < MB; i++) {
+        __m256 s = acc[i][0];
+        for (int u = 1; u < U; u++) s = _mm256_add_ps(s, acc[i][u]);
+        float r = hsum8(s);
+        for (int64_t k = Kv; k < K; k++) {
+            float p = x[i][k] * avl__load_elem(t, wr, k);
+            r = r + p;
+        }
+        store_out(a, m0 + i, n, r);
+    }
+}
+
+static AVX2_TARGET void rows_avx2(const avl__gemm_args *a, int64_t n0, int64_t n1)
+{
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t m0 = 0; m0 < a->m; m0 += 4) {
+            switch (a->m - m0) {
+            case 1: row_avx2(a, n, m0, 1); break;
+            case 2: row_avx2(a, n, m0, 2); break;
+            case 3: row_avx2(a, n, m0, 3); break;
+            default: row_avx2(a, n, m0, 4); break;
+            }
+        }
+}
+
+/* ---- AVX-512F: 16 lanes (same structure) ---- */
+
+#define AVX512_TARGET __attribute__((target("avx512f")))
+
+static inline AVX512_TARGET __m512 load16(avl__dtype t, const char *p)
+{
+    if (t == AVL__DT_BF16)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+    if (t == AVL__DT_F16) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_loadu_ps((const void *)p);
+}
+
+static inline __attribute__((always_inline)) AVX512_TARGET void
+row_avx512(const avl__gemm_args *a, int64_t n, int64_t m0, const int MB)
+{
+    const avl__weight *w = a->w;
+    const avl__dtype t = w->dtype;
+    const size_t es = avl__dtype_size(t);
+    const int U = MB <= 2 ? 4 : 2;
+    const int64_t K = w->k, step = 16 * U, Kv = K / step * step;
+    const char *wr = wrow(w, n);
+    const float *x[4];
+    for (int i = 0; i < MB; i++) x[i] = a->x + (m0 + i) * a->ldx;
+    __m512 acc[4][4];
+    for (int i = 0; i < MB; i++)
+        for (int u = 0; u < U; u++) acc[i][u] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < Kv; k += step)
+        for (int u = 0; u < U; u++) {
+            __m512 wv = load16(t, wr + (size_t)(k + 16 * u) * es);
+            for (int i = 0; i < MB; i++)
+                acc[i][u] = _mm512_fmadd_ps(_mm512_loadu_ps(x[i] + k + 16 * u), wv, acc[i][u]);
+        }
+    for (int i = 0; i < MB; i++) {
+        __m512 s = acc[i][0];
+        for (int u = 1; u < U; u++) s = _mm512_add_ps(s, acc[i][u]);
+        float r = _mm512_reduce_add_ps(s);
+        for (int64_t k = Kv; k < K; k++) {
+            float p = x[i][k] * avl__load_elem(t, wr, k);
+            r = r + p;
+        }
+        store_out(a, m0 + i, n, r);
+    }
+}
+
+static AVX512_TARGET void rows_avx512(const avl__gemm_args *a, int64_t n0, int64_t n1)
+{
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t m0 = 0; m0 < a->m; m0 += 4) {
+            switch (a->m - m0) {
+            case 1: row_avx512(a, n, m0, 1); break;
+            case 2: row_avx512(a, n, m0, 2); break;
+            case 3: row_avx512(a, n, m0, 3); break;
+            default: row_avx512(a, n, m0, 4); break;
+            }
+        }
+}
+
+#endif /* AVL_SKINNY_X86 */
+
+void avl__gemm_skinny(const avl__gemm_args *a)
+{
+    enum { ROWS = 16 }; /* rows of W per scheduling unit */
+    int v = variant();
+    int64_t N = a->w->n, nblk = (N + ROWS - 1) / ROWS;
+    /* Tiny products are not worth waking the threads. */
+    int par = N * a->w->k * a->m >= (1 << 16);
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t b = 0; b < nblk; b++) {
+        int64_t n0 = b * ROWS, n1 = n0 + ROWS < N ? n0 + ROWS : N;
+#ifdef AVL_SKINNY_X86
+        if (v == V_AVX512) rows_avx512(a, n0, n1);
+        else if (v == V_AVX2) rows_avx2(a, n0, n1);
+        else
+#endif
+            rows_portable(a, n0, n1);
+    }
+}
