@@ -20,6 +20,7 @@
 
 #include "avlens/status.h"
 /* AVL_INCLUDES: one line per public header, kept sorted */
+#include "avlens/backend.h"
 #include "avlens/safetensors.h"
 
 #define AVLENS_VERSION "0.1.0"

@@ -13,7 +13,7 @@
  * that are only 2-byte aligned, go to the OpenBLAS backend (oneDNN 2.6 has f16 matmul only on
  * AVX512-FP16 parts). So do bf16 weights on a CPU where oneDNN 2.6 has no bf16 matmul at all
  * (it needs AVX512_CORE; on AVX2 machines primitive creation says "unimplemented"): the probe
- * tries one and the ISA string says so.
+ * tries one (avl__gemm_onednn_has_bf16).
  *
  * Primitives are cached, keyed by (M, N, K, ld, ldy, dtype, bias, accumulate): prefill sees a
  * new M per sequence and decode uses the skinny kernel, so a small LRU (64) suffices. Entries
@@ -73,8 +73,7 @@ static avl_status dn_probe(char *isa, size_t n)
     char impl[64];
     avl__gemm_onednn_impl(64, 64, 64, impl, sizeof impl);
     g_bf16_ok = strcmp(impl, "unavailable") != 0;
-    snprintf(isa, n, "%s%s", isa_name(dnnl_get_effective_cpu_isa()),
-             g_bf16_ok ? "" : " (no bf16 matmul: bf16 weights go to openblas)");
+    snprintf(isa, n, "%s", isa_name(dnnl_get_effective_cpu_isa()));
     avl__log(AVL_LOG_DEBUG, "onednn %d.%d.%d, isa %s", v->major, v->minor, v->patch, isa);
     return AVL_OK;
 }

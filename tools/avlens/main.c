@@ -14,6 +14,7 @@ typedef struct {
 
 static const command commands[] = {
     /* AVL_COMMAND_TABLE: one line per subcommand, alphabetical after demo */
+    {"backend", avl_cmd_backend, "the matrix-product backend and instruction set used here"},
     {"version", avl_cmd_version, "print the version and the libraries built in"},
 };
 
