@@ -276,4 +276,6 @@ bool avl__gemm_onednn_has_bf16(void)
     return g_bf16_ok;
 }
 
+/* Skinny up to M = 4 (the decode shapes): AMX has not been measured against it here (the
+ * development machine lacks AVX-512), so the boundary is the issue's, not a measurement. */
 const avl__gemm_backend avl__gemm_onednn = {"onednn", dn_probe, dn_gemm, 4};
