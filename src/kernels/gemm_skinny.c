@@ -77,33 +77,53 @@ static inline const char *wrow(const avl__weight *w, int64_t n)
 
 /* ---- portable ---- */
 
-/* Eight partial sums per output (lane j takes k = j mod 8), like the vector variants. */
+/* Eight partial sums per output (lane j takes k = j mod 8), like the vector variants. The row
+ * of W is widened CH values at a time into a stack buffer, once for all M rows of X; up to MG
+ * rows of X share one pass over the row. */
 static void rows_portable(const avl__gemm_args *a, int64_t n0, int64_t n1)
 {
+    enum { CH = 256, MG = 16 };
     const avl__weight *w = a->w;
+    const size_t es = avl__dtype_size(w->dtype);
     int64_t K = w->k, K8 = K / 8 * 8;
+    float wbuf[CH];      /* (CH) widened weights */
+    float part[MG][8];   /* (rows of X in the group, lanes) */
     for (int64_t n = n0; n < n1; n++) {
         const char *wr = wrow(w, n);
-        for (int64_t m = 0; m < a->m; m++) {
-            const float *x = a->x + m * a->ldx;
-            float part[8] = {0};
-            for (int64_t k = 0; k < K8; k += 8)
-                for (int j = 0; j < 8; j++) {
-                    float p = x[k + j] * avl__load_elem(w->dtype, wr, k + j);
-                    part[j] = part[j] + p;
+        for (int64_t m0 = 0; m0 < a->m; m0 += MG) {
+            int64_t mg = a->m - m0 < MG ? a->m - m0 : MG;
+            memset(part, 0, sizeof part);
+            for (int64_t k0 = 0; k0 < K8; k0 += CH) {
+                int64_t kc = K8 - k0 < CH ? K8 - k0 : CH;
+                avl__convert_to_f32(w->dtype, wr + (size_t)k0 * es, wbuf, kc);
+                for (int64_t i = 0; i < mg; i++) {
+                    const float *x = a->x + (m0 + i) * a->ldx + k0;
+                    for (int64_t k = 0; k < kc; k += 8)
+                        for (int j = 0; j < 8; j++) {
+                            float p = x[k + j] * wbuf[k + j];
+                            part[i][j] = part[i][j] + p;
+                        }
                 }
-            float acc = ((part[0] + part[4]) + (part[1] + part[5])) +
-                        ((part[2] + part[6]) + (part[3] + part[7]));
-            for (int64_t k = K8; k < K; k++) {
-                float p = x[k] * avl__load_elem(w->dtype, wr, k);
-                acc = acc + p;
             }
-            store_out(a, m, n, acc);
+            for (int64_t i = 0; i < mg; i++) {
+                const float *x = a->x + (m0 + i) * a->ldx;
+                float *pt = part[i];
+                float acc = ((pt[0] + pt[4]) + (pt[1] + pt[5])) + ((pt[2] + pt[6]) + (pt[3] + pt[7]));
+                for (int64_t k = K8; k < K; k++) {
+                    float p = x[k] * avl__load_elem(w->dtype, wr, k);
+                    acc = acc + p;
+                }
+                store_out(a, m0 + i, n, acc);
+            }
         }
     }
 }
 
 #ifdef AVL_SKINNY_X86
+
+/* The loops over rows of X and accumulators must be unrolled completely, or the accumulator
+ * array lives in memory instead of registers (gcc -O2 does not unroll them by itself). */
+#define AVL_UNROLL _Pragma("GCC unroll 4")
 
 /* ---- AVX2 + FMA + F16C: 8 lanes ---- */
 
@@ -138,18 +158,25 @@ row_avx2(const avl__gemm_args *a, int64_t n, int64_t m0, const int MB)
     const int64_t K = w->k, step = 8 * U, Kv = K / step * step;
     const char *wr = wrow(w, n);
     const float *x[4];
+    AVL_UNROLL
     for (int i = 0; i < MB; i++) x[i] = a->x + (m0 + i) * a->ldx;
     __m256 acc[4][4];
+    AVL_UNROLL
     for (int i = 0; i < MB; i++)
+        AVL_UNROLL
         for (int u = 0; u < U; u++) acc[i][u] = _mm256_setzero_ps();
     for (int64_t k = 0; k < Kv; k += step)
+        AVL_UNROLL
         for (int u = 0; u < U; u++) {
             __m256 wv = load8(t, wr + (size_t)(k + 8 * u) * es);
-            for (int i = 0; i < MB; i++)
+            AVL_UNROLL
+    for (int i = 0; i < MB; i++)
                 acc[i][u] = _mm256_fmadd_ps(_mm256_loadu_ps(x[i] + k + 8 * u), wv, acc[i][u]);
         }
+    AVL_UNROLL
     for (int i = 0; i < MB; i++) {
         __m256 s = acc[i][0];
+        AVL_UNROLL
         for (int u = 1; u < U; u++) s = _mm256_add_ps(s, acc[i][u]);
         float r = hsum8(s);
         for (int64_t k = Kv; k < K; k++) {
@@ -196,18 +223,25 @@ row_avx512(const avl__gemm_args *a, int64_t n, int64_t m0, const int MB)
     const int64_t K = w->k, step = 16 * U, Kv = K / step * step;
     const char *wr = wrow(w, n);
     const float *x[4];
+    AVL_UNROLL
     for (int i = 0; i < MB; i++) x[i] = a->x + (m0 + i) * a->ldx;
     __m512 acc[4][4];
+    AVL_UNROLL
     for (int i = 0; i < MB; i++)
+        AVL_UNROLL
         for (int u = 0; u < U; u++) acc[i][u] = _mm512_setzero_ps();
     for (int64_t k = 0; k < Kv; k += step)
+        AVL_UNROLL
         for (int u = 0; u < U; u++) {
             __m512 wv = load16(t, wr + (size_t)(k + 16 * u) * es);
-            for (int i = 0; i < MB; i++)
+            AVL_UNROLL
+    for (int i = 0; i < MB; i++)
                 acc[i][u] = _mm512_fmadd_ps(_mm512_loadu_ps(x[i] + k + 16 * u), wv, acc[i][u]);
         }
+    AVL_UNROLL
     for (int i = 0; i < MB; i++) {
         __m512 s = acc[i][0];
+        AVL_UNROLL
         for (int u = 1; u < U; u++) s = _mm512_add_ps(s, acc[i][u]);
         float r = _mm512_reduce_add_ps(s);
         for (int64_t k = Kv; k < K; k++) {
