@@ -20,6 +20,7 @@
 #include "kernels/gemm.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 #define AVL_SKINNY_X86 1
 #endif
@@ -33,9 +34,10 @@ static int detect_variant(void)
 #ifdef AVL_SKINNY_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) return V_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
-        return V_AVX2;
+    /* clang 14 does not know "f16c" in __builtin_cpu_supports: ask cpuid (leaf 1, ecx) */
+    unsigned a, b, c, d;
+    bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) return V_AVX2;
 #endif
     return V_PORTABLE;
 }
