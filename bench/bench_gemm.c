@@ -6,6 +6,7 @@
  *   decode:  M = 1..4 (and 8, 16 for the crossover) against W = 18944 x 3584 bf16 (136 MB, one
  *            FFN matrix): GB/s = weight bytes / time, per path
  *   stream:  a plain read-and-sum over 512 MiB, the bandwidth ceiling for decode
+ *   attention: one layer's causal attention at L = 1536 (28 heads, 4 KV heads, d = 128)
  *
  * usage: bench_gemm [--threads N] [--quick]    (--quick: N = 3584 only, fewer repeats)
  * Build: part of the normal build (bench/CMakeLists.txt); run build/bench/bench_gemm.
@@ -18,6 +19,7 @@
 #include <time.h>
 
 #include "avlens/avlens.h"
+#include "kernels/attention.h"
 #include "kernels/gemm.h"
 
 static double now(void)
@@ -165,6 +167,28 @@ int main(int argc, char **argv)
         printf("\n");
     }
     free(w);
+
+    /* attention of one 7B layer at prefill: 28 heads, 4 KV heads, d = 128, causal, L = 1536;
+     * causal halves the 4 L^2 d flops per head (QK^T and PV) */
+    {
+        int64_t L = 1536, H = 28, KV = 4, d = 128;
+        float *q = malloc(sizeof(float) * L * H * d), *k = malloc(sizeof(float) * L * KV * d),
+              *v = malloc(sizeof(float) * L * KV * d), *o = malloc(sizeof(float) * L * H * d);
+        for (int64_t i = 0; i < L * H * d; i++) q[i] = frand();
+        for (int64_t i = 0; i < L * KV * d; i++) k[i] = frand(), v[i] = frand();
+        avl__attn_params ap = {H, KV, d, L, L, 0, q, H * d, k, KV * d, v, KV * d, o, H * d, 0.0f,
+                               true, NULL, 0, NULL, NULL, 0};
+        double best = 1e30;
+        for (int r = 0; r < (quick ? 1 : 3); r++) {
+            double t0 = now();
+            if (avl__attention(&ap) != AVL_OK) fprintf(stderr, "attention: %s\n", avl_last_error());
+            best = fmin(best, now() - t0);
+        }
+        printf("\nattention, causal, L=%lld, %lld heads (%lld kv), d=%lld: %.0f ms, %.1f GFLOP/s\n",
+               (long long)L, (long long)H, (long long)KV, (long long)d, best * 1e3,
+               2.0 * L * L * H * d / best / 1e9);
+        free(q), free(k), free(v), free(o);
+    }
     free(x);
     free(y);
     return 0;

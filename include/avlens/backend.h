@@ -28,8 +28,9 @@ extern "C" {
  * backend cannot run on this machine (the detail says why). */
 avl_status avl_backend_describe(const char *name, char *buf, size_t n);
 
-/* Threads for every kernel (n <= 0: back to the default, OMP_NUM_THREADS or the cores).
- * Results are reproducible for a fixed thread count. Not thread-safe: call between runs. */
+/* Threads for every kernel started from the calling thread (n <= 0: back to the default,
+ * OMP_NUM_THREADS or the cores; like omp_set_num_threads, the setting is per calling thread).
+ * Results are reproducible for a fixed thread count. */
 void avl_set_threads(int n);
 int avl_get_threads(void);
 

@@ -121,7 +121,8 @@ void avl__gemm_epilogue(int64_t m, int64_t n, const float *acc, int64_t ldacc,
                         const avl__vec *bias, float *y, int64_t ldy, bool accumulate);
 
 /* Threads used by every kernel (OpenMP, OpenBLAS and oneDNN follow). n <= 0: the default
- * (OMP_NUM_THREADS or the number of cores). */
+ * (OMP_NUM_THREADS or the number of cores). OpenMP semantics: the setting belongs to the
+ * calling thread (other threads keep the default until they set their own). */
 void avl__set_threads(int n);
 int avl__get_threads(void);
 

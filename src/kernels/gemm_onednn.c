@@ -18,7 +18,9 @@
  * Primitives are cached, keyed by (M, N, K, ld, ldy, dtype, bias, accumulate): prefill sees a
  * new M per sequence and decode uses the skinny kernel, so a small LRU (64) suffices. Entries
  * in use are never evicted (reference count), so concurrent callers are safe; execution is
- * outside the lock. oneDNN uses the OpenMP runtime here, so avl__set_threads governs it.
+ * outside the lock. Each call passes its own scratchpad (user scratchpad mode), so a cached
+ * primitive may run on any thread, concurrently. oneDNN uses the OpenMP runtime here, so
+ * avl__set_threads governs it.
  */
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
@@ -36,7 +38,8 @@ typedef struct {
 typedef struct {
     key_t_ key;
     dnnl_primitive_t prim;
-    dnnl_memory_desc_t src_md, wei_md, bias_md, dst_md;
+    dnnl_memory_desc_t src_md, wei_md, bias_md, dst_md, scratch_md;
+    size_t scratch_bytes;
     int users;
     uint64_t last_use;
 } entry;
@@ -109,6 +112,9 @@ static avl_status make_entry(const key_t_ *k, entry *e)
     DN(dnnl_matmul_desc_init(&md, &e->src_md, &e->wei_md, k->bias ? &e->bias_md : NULL,
                              &e->dst_md), "matmul desc");
     DN(dnnl_primitive_attr_create(&attr), "attr");
+    /* our scratchpad, per call: the library's default one is shared and ties a primitive to
+     * the thread that made it, which a cache used from any thread cannot promise */
+    DN(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode");
     if (k->acc) {
         DN(dnnl_post_ops_create(&po), "post ops");
         DN(dnnl_post_ops_append_sum(po, 1.0f), "sum post op");
@@ -116,6 +122,8 @@ static avl_status make_entry(const key_t_ *k, entry *e)
     }
     DN(dnnl_primitive_desc_create(&pd, &md, attr, g_engine, NULL), "primitive desc");
     DN(dnnl_primitive_create(&e->prim, pd), "primitive");
+    e->scratch_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    e->scratch_bytes = dnnl_memory_desc_get_size(&e->scratch_md);
 done:
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (po) dnnl_post_ops_destroy(po);
@@ -193,7 +201,8 @@ static avl_status dn_gemm(const avl__gemm_args *a)
     avl_status rc = AVL_OK;
     void *src = NULL;    /* (M, K) bf16, or X itself for f32 weights */
     float *bias = NULL;  /* (N) */
-    dnnl_memory_t msrc = NULL, mwei = NULL, mbias = NULL, mdst = NULL;
+    dnnl_memory_t msrc = NULL, mwei = NULL, mbias = NULL, mdst = NULL, mscr = NULL;
+    void *scratch = NULL; /* oneDNN's scratchpad for this call */
     dnnl_stream_t stream = NULL;
     entry *e = NULL;
     if (w->dtype == AVL__DT_BF16) {
@@ -229,10 +238,19 @@ static avl_status dn_gemm(const avl__gemm_args *a)
     DN(dnnl_memory_create(&mwei, &e->wei_md, g_engine, (void *)w->data), "weight memory");
     DN(dnnl_memory_create(&mdst, &e->dst_md, g_engine, a->y), "dst memory");
     if (bias) DN(dnnl_memory_create(&mbias, &e->bias_md, g_engine, bias), "bias memory");
+    if (e->scratch_bytes) {
+        scratch = avl__malloc(e->scratch_bytes);
+        if (!scratch) {
+            rc = avl__err(AVL_E_NOMEM, "gemm onednn: scratchpad of %zu bytes", e->scratch_bytes);
+            goto done;
+        }
+    }
+    DN(dnnl_memory_create(&mscr, &e->scratch_md, g_engine, scratch), "scratchpad memory");
     DN(dnnl_stream_create(&stream, g_engine, dnnl_stream_default_flags), "stream");
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, msrc}, {DNNL_ARG_WEIGHTS, mwei},
-                               {DNNL_ARG_DST, mdst}, {DNNL_ARG_BIAS, mbias}};
-    DN(dnnl_primitive_execute(e->prim, stream, bias ? 4 : 3, args), "execute");
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, msrc}, {DNNL_ARG_WEIGHTS, mwei},
+                               {DNNL_ARG_DST, mdst}, {DNNL_ARG_SCRATCHPAD, mscr},
+                               {DNNL_ARG_BIAS, mbias}};
+    DN(dnnl_primitive_execute(e->prim, stream, bias ? 5 : 4, args), "execute");
     DN(dnnl_stream_wait(stream), "wait");
 done:
     if (stream) dnnl_stream_destroy(stream);
@@ -240,7 +258,9 @@ done:
     if (mwei) dnnl_memory_destroy(mwei);
     if (mbias) dnnl_memory_destroy(mbias);
     if (mdst) dnnl_memory_destroy(mdst);
+    if (mscr) dnnl_memory_destroy(mscr);
     if (e) release(e);
+    avl__free(scratch);
     avl__free(src);
     avl__free(bias);
     return rc;

@@ -23,6 +23,7 @@
 #include "avl_test.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,6 +422,45 @@ static void test_thread_count(void **state)
     }
 }
 
+/* ---- concurrent callers share oneDNN's primitive cache ---- */
+
+typedef struct {
+    const gsetup *s;
+    float *y;
+    avl_status rc;
+} conc_job;
+
+static void *conc_run(void *arg)
+{
+    conc_job *j = arg;
+    for (int r = 0; r < 20 && j->rc == AVL_OK; r++) j->rc = run_path(P_ONEDNN, j->s, j->y);
+    return NULL;
+}
+
+static void test_onednn_concurrent_callers(void **state)
+{
+    (void)state;
+    /* F32 weights: the oneDNN path runs on every CPU (bf16 only where it has bf16) */
+    gcase c = {9, 40, 33, 35, AVL__DT_F32, 0, AVL__DT_F32, true, false};
+    gsetup s;
+    setup_case(&s, &c, 4242);
+    pthread_t th[3];
+    conc_job jobs[3];
+    avl__set_threads(1);
+    for (int i = 0; i < 3; i++) {
+        jobs[i] = (conc_job){&s, malloc(sizeof(float) * (size_t)(c.m * s.ldy)), AVL_OK};
+        assert_int_equal(pthread_create(&th[i], NULL, conc_run, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        if (jobs[i].rc != AVL_OK) fail_msg("thread %d: %s", i, avl_last_error());
+        check_against_ref(&s, jobs[i].y, tol_factor(P_ONEDNN, &c, NULL), "onednn concurrent");
+        free(jobs[i].y);
+    }
+    avl__set_threads(0);
+    free_case(&s);
+}
+
 /* ---- arguments and selection ---- */
 
 static void test_args_and_select(void **state)
@@ -465,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_onednn_bf16_rounding_size),
         cmocka_unit_test(test_big_gemm_projection),
         cmocka_unit_test(test_thread_count),
+        cmocka_unit_test(test_onednn_concurrent_callers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
