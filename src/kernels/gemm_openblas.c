@@ -13,6 +13,7 @@
  * + bias), so the order is (X·W^T + old Y) + bias.
  */
 #include <cblas.h>
+#include <limits.h>
 #include <stdio.h>
 
 #include "base/internal.h"
@@ -41,6 +42,9 @@ static avl_status ob_gemm(const avl__gemm_args *a)
     const avl__weight *w = a->w;
     int64_t M = a->m, N = w->n, K = w->k;
     float beta = a->accumulate ? 1.0f : 0.0f;
+    if (M > INT_MAX || N > INT_MAX || w->ld > INT_MAX || a->ldx > INT_MAX || a->ldy > INT_MAX)
+        return avl__err(AVL_E_UNSUPPORTED, "gemm openblas: a size or leading dimension exceeds "
+                        "the 32-bit BLAS interface (M=%lld N=%lld)", (long long)M, (long long)N);
     openblas_set_num_threads(avl__get_threads());
     if (w->dtype == AVL__DT_F32 && (uintptr_t)w->data % 4 == 0) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, 1.0f, a->x,
