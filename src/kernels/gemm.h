@@ -97,7 +97,7 @@ avl_status avl__gemm(const avl__gemm_backend *be, int64_t m, const float *x, int
 
 /* The skinny (small-M) kernel: one pass over W per call, each output computed by one thread
  * in a fixed order, so results do not depend on the thread count. Any M works; it is meant
- * for M up to about 8. Uses AVX-512F or AVX2+FMA(+F16C) when the CPU has them, else portable C.
+ * for M up to about 16. Uses AVX-512F or AVX2+FMA(+F16C) when the CPU has them, else portable C.
  * Arguments as avl__gemm, assumed valid. */
 void avl__gemm_skinny(const avl__gemm_args *a);
 

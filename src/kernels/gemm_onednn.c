@@ -184,8 +184,14 @@ static avl_status dn_gemm(const avl__gemm_args *a)
         if (prc != AVL_OK) return prc;
     }
     if (w->dtype == AVL__DT_F16 || (w->dtype == AVL__DT_BF16 && !g_bf16_ok) ||
-        (w->dtype == AVL__DT_F32 && (uintptr_t)w->data % 4))
+        (w->dtype == AVL__DT_F32 && (uintptr_t)w->data % 4)) {
+        /* what OpenBLAS would do, its skinny boundary included */
+        if (a->m <= avl__gemm_openblas.skinny_max_m) {
+            avl__gemm_skinny(a);
+            return AVL_OK;
+        }
         return avl__gemm_openblas.gemm(a);
+    }
     key_t_ key;
     memset(&key, 0, sizeof key); /* the key is compared with memcmp: no stray padding */
     key.m = a->m;

@@ -75,6 +75,7 @@ static avl_status ob_gemm(const avl__gemm_args *a)
     return AVL_OK;
 }
 
-/* Skinny up to M = 8: measured on 18944 x 3584 bf16 (bench/README.md), the skinny kernel
- * beats widening W plus sgemm up to M = 8 (3x at M = 8) and ties at M = 16. */
-const avl__gemm_backend avl__gemm_openblas = {"openblas", ob_probe, ob_gemm, 8};
+/* Skinny up to M = 16: on 18944 x 3584 bf16 (bench/README.md) the skinny kernel beats
+ * widening W plus sgemm by 2-4x for every M up to 16 (the widening alone costs more than the
+ * skinny pass); it kept winning up to M = 48 in a noisier run, so 16 is on the safe side. */
+const avl__gemm_backend avl__gemm_openblas = {"openblas", ob_probe, ob_gemm, 16};

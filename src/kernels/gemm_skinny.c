@@ -1,4 +1,4 @@
-/* src/kernels/gemm_skinny.c: the small-M kernel (decode: M = 1..4 rows of activations).
+/* src/kernels/gemm_skinny.c: the small-M kernel (decode: M = 1..16 rows of activations).
  *
  * With few rows of X the product is a stream over W: every weight is read once and used M
  * times, so the time is the weight bytes over the memory bandwidth. The kernel reads each row
