@@ -250,6 +250,31 @@ static void test_attention_threads_and_args(void **state)
     unmake(&s);
 }
 
+/* Decoding with a cache equals full recompute, bit for bit: the last query of a causal prefill
+ * (in some block of 32, in some group of 4) gives the same row as that query alone with
+ * q_pos0 = its position. */
+static void test_attention_decode_equals_prefill(void **state)
+{
+    (void)state;
+    acase c = {4, 2, 40, 37, 37, 0, true, 0};
+    aset s;
+    make(&s, &c, 21);
+    assert_int_equal(avl__attention(&s.p), AVL_OK);
+    for (int64_t last = 30; last < 37; last++) {
+        float *row = malloc(sizeof(float) * (size_t)s.p.ldo);
+        avl__attn_params one = s.p;
+        one.n_q = 1;
+        one.q_pos0 = last;
+        one.n_k = last + 1;
+        one.q = s.q + last * s.p.ldq;
+        one.out = row;
+        assert_int_equal(avl__attention(&one), AVL_OK);
+        assert_memory_equal(row, s.o + last * s.p.ldo, sizeof(float) * (size_t)(c.H * c.d));
+        free(row);
+    }
+    unmake(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +282,7 @@ int main(void)
         cmocka_unit_test(test_attention_against_ref),
         cmocka_unit_test(test_attention_hook),
         cmocka_unit_test(test_attention_threads_and_args),
+        cmocka_unit_test(test_attention_decode_equals_prefill),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
