@@ -9,7 +9,8 @@
  *
  * OpenMP splits N into blocks of rows with a static schedule; each output is computed by one
  * thread in one fixed order (vector lanes, then lane sum, then the K % width tail, then bias,
- * then old Y), so results do not depend on the thread count.
+ * then old Y), so results depend neither on the thread count nor on M (row m of a batch has
+ * the bits it would have alone).
  *
  * Variants, chosen once at run time with __builtin_cpu_supports: AVX-512F (16 lanes), AVX2 +
  * FMA + F16C (8 lanes), portable C. Each is compiled with a target attribute, so the library
@@ -148,15 +149,17 @@ static inline AVX2_TARGET float hsum8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* One row of W against MB rows of X (MB a constant after inlining), U accumulators per row
- * to hide the FMA latency: U = 4 for MB <= 2, else 2 (16 vector registers). */
+/* One row of W against MB rows of X (MB a constant after inlining), U = 2 accumulators per
+ * row of X. Two FMA chains already outrun memory (16 bf16 per FMA latency, > 8 bytes/cycle),
+ * and keeping U the same for every MB makes each output's summation order independent of M
+ * and of its place in a group of four: a batch gives the same bits as its rows one by one. */
 static inline __attribute__((always_inline)) AVX2_TARGET void
 row_avx2(const avl__gemm_args *a, int64_t n, int64_t m0, const int MB)
 {
     const avl__weight *w = a->w;
     const avl__dtype t = w->dtype;
     const size_t es = avl__dtype_size(t);
-    const int U = MB <= 2 ? 4 : 2;
+    const int U = 2;
     const int64_t K = w->k, step = 8 * U, Kv = K / step * step;
     const char *wr = wrow(w, n);
     const float *x[4];
@@ -221,7 +224,7 @@ row_avx512(const avl__gemm_args *a, int64_t n, int64_t m0, const int MB)
     const avl__weight *w = a->w;
     const avl__dtype t = w->dtype;
     const size_t es = avl__dtype_size(t);
-    const int U = MB <= 2 ? 4 : 2;
+    const int U = 2;
     const int64_t K = w->k, step = 16 * U, Kv = K / step * step;
     const char *wr = wrow(w, n);
     const float *x[4];

@@ -422,6 +422,32 @@ static void test_thread_count(void **state)
     }
 }
 
+/* The skinny kernel: row m of a batch has exactly the bits it has alone (decode with a batch
+ * of one equals the same token inside a batch), for every variant. */
+static void test_skinny_batch_equals_single(void **state)
+{
+    (void)state;
+    gcase c = {7, 300, 1001, 1001, AVL__DT_BF16, 2, AVL__DT_BF16, false, false};
+    gsetup s;
+    setup_case(&s, &c, 31);
+    for (int portable = 0; portable < 2; portable++) {
+        avl__gemm_skinny_force_portable(portable);
+        float *yb = malloc(sizeof(float) * (size_t)(c.m * s.ldy));
+        avl__gemm_args a = {c.m, s.x, s.ldx, &s.w, &s.bias, yb, s.ldy, false};
+        avl__gemm_skinny(&a);
+        for (int64_t m = 0; m < c.m; m++) {
+            float *y1 = malloc(sizeof(float) * (size_t)s.ldy);
+            avl__gemm_args a1 = {1, s.x + m * s.ldx, s.ldx, &s.w, &s.bias, y1, s.ldy, false};
+            avl__gemm_skinny(&a1);
+            assert_memory_equal(y1, yb + m * s.ldy, sizeof(float) * (size_t)c.n);
+            free(y1);
+        }
+        free(yb);
+    }
+    avl__gemm_skinny_force_portable(false);
+    free_case(&s);
+}
+
 /* ---- concurrent callers share oneDNN's primitive cache ---- */
 
 typedef struct {
@@ -506,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_big_gemm_projection),
         cmocka_unit_test(test_thread_count),
         cmocka_unit_test(test_onednn_concurrent_callers),
+        cmocka_unit_test(test_skinny_batch_equals_single),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
