@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/internal.h"
 #include "kcheck.h"
 #include "kernels/gemm.h"
 #include "kernels/ref/ref.h"
@@ -487,6 +488,39 @@ static void test_onednn_concurrent_callers(void **state)
     free_case(&s);
 }
 
+/* ---- allocation failures: a status, never a crash, nothing leaked (ASan checks leaks) ---- */
+
+static void test_gemm_alloc_failures(void **state)
+{
+    (void)state;
+    /* bf16 weights through openblas (panel), f32 with bias and ldx > K through onednn (X copy,
+     * bias, scratchpad), bf16 through onednn (bf16 copy of X where it has bf16) */
+    const gcase cs[] = {
+        {20, 50, 70, 70, AVL__DT_BF16, 0, AVL__DT_BF16, false, false},
+        {20, 50, 70, 70, AVL__DT_F32, 0, AVL__DT_BF16, true, false},
+        {20, 50, 70, 70, AVL__DT_BF16, 0, AVL__DT_F32, false, false},
+    };
+    const gpath paths[] = {P_OPENBLAS, P_ONEDNN, P_ONEDNN};
+    for (int ci = 0; ci < 3; ci++) {
+        gsetup s;
+        setup_case(&s, &cs[ci], 600 + (uint64_t)ci);
+        float *y = malloc(sizeof(float) * (size_t)(cs[ci].m * s.ldy));
+        for (int64_t n = 1;; n++) {
+            avl__alloc_fail_after(n);
+            avl_status rc = run_path(paths[ci], &s, y);
+            avl__alloc_fail_after(0);
+            if (rc == AVL_OK) {
+                check_against_ref(&s, y, tol_factor(paths[ci], &cs[ci], NULL), path_names[paths[ci]]);
+                break;
+            }
+            AVL_EXPECT_ERROR(rc, AVL_E_NOMEM, "gemm");
+            assert_true(n < 10);
+        }
+        free(y);
+        free_case(&s);
+    }
+}
+
 /* ---- arguments and selection ---- */
 
 static void test_args_and_select(void **state)
@@ -533,6 +567,7 @@ int main(void)
         cmocka_unit_test(test_thread_count),
         cmocka_unit_test(test_onednn_concurrent_callers),
         cmocka_unit_test(test_skinny_batch_equals_single),
+        cmocka_unit_test(test_gemm_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
