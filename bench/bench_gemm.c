@@ -84,9 +84,9 @@ static double time_path(const path *p, int64_t M, const float *x, const avl__wei
                 return NAN;
             }
         } else {
-            avl__gemm_skinny_force_portable(p->kind == 2);
+            if (p->kind == 2) avl__gemm_skinny_force("portable");
             avl__gemm_skinny(&a);
-            avl__gemm_skinny_force_portable(false);
+            avl__gemm_skinny_force(NULL);
         }
         best = fmin(best, now() - t0);
     }

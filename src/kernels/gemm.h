@@ -112,8 +112,10 @@ bool avl__gemm_onednn_has_bf16(void);
 /* Which skinny kernel runs here: "avx512", "avx2" or "portable". */
 const char *avl__gemm_skinny_isa(void);
 
-/* Forces the portable skinny kernel (tests use it to check the vector ones). */
-void avl__gemm_skinny_force_portable(bool on);
+/* Forces one skinny variant ("portable", "avx2", "avx512"; NULL: back to the best one), so
+ * that tests and benchmarks reach every variant the CPU can run. False (and no change) when
+ * the CPU cannot run it. Process-wide: for tests and benchmarks only. */
+bool avl__gemm_skinny_force(const char *isa);
 
 /* Adds bias and/or the old Y to a freshly computed block: y[i,j] = acc[i,j] + bias[j] + yold.
  * Shared by backends that compute acc into a scratch buffer. */

@@ -17,6 +17,7 @@
  * needs no -mavx512f and runs on any x86-64.
  */
 #include <stdatomic.h>
+#include <string.h>
 
 #include "kernels/gemm.h"
 
@@ -28,7 +29,7 @@
 
 enum { V_PORTABLE = 0, V_AVX2 = 1, V_AVX512 = 2 };
 static _Atomic int g_variant = -1;
-static _Atomic bool g_force_portable;
+static _Atomic int g_forced = -1; /* a variant forced by avl__gemm_skinny_force, or -1 */
 
 static int detect_variant(void)
 {
@@ -45,8 +46,9 @@ static int detect_variant(void)
 
 static int variant(void)
 {
-    if (atomic_load(&g_force_portable)) return V_PORTABLE;
-    int v = atomic_load(&g_variant);
+    int v = atomic_load(&g_forced);
+    if (v >= 0) return v;
+    v = atomic_load(&g_variant);
     if (v < 0) {
         v = detect_variant();
         atomic_store(&g_variant, v);
@@ -60,9 +62,22 @@ const char *avl__gemm_skinny_isa(void)
     return names[variant()];
 }
 
-void avl__gemm_skinny_force_portable(bool on)
+bool avl__gemm_skinny_force(const char *isa)
 {
-    atomic_store(&g_force_portable, on);
+    if (!isa) {
+        atomic_store(&g_forced, -1);
+        return true;
+    }
+    int want = !strcmp(isa, "portable") ? V_PORTABLE
+             : !strcmp(isa, "avx2")     ? V_AVX2
+             : !strcmp(isa, "avx512")   ? V_AVX512
+                                        : -1;
+    if (want < 0) return false;
+    int best = detect_variant();
+    /* AVX-512F machines have AVX2 + FMA + F16C too */
+    if (want > best) return false;
+    atomic_store(&g_forced, want);
+    return true;
 }
 
 /* The shared tail of every variant: y = acc (+ bias) (+ old y). */

@@ -215,8 +215,9 @@ static double check_against_ref(const gsetup *s, const float *y, double c, const
     return maxy > 0 ? maxerr / maxy : maxerr;
 }
 
-typedef enum { P_SKINNY, P_SKINNY_PORTABLE, P_OPENBLAS, P_ONEDNN, P_DISPATCH_AUTO } gpath;
-static const char *path_names[] = {"skinny", "skinny-portable", "openblas", "onednn", "auto"};
+typedef enum { P_SKINNY, P_SKINNY_AVX2, P_SKINNY_PORTABLE, P_OPENBLAS, P_ONEDNN, P_DISPATCH_AUTO } gpath;
+#define N_PATHS 6
+static const char *path_names[] = {"skinny", "skinny-avx2", "skinny-portable", "openblas", "onednn", "auto"};
 
 static avl_status run_path(gpath p, const gsetup *s, float *y)
 {
@@ -227,10 +228,15 @@ static avl_status run_path(gpath p, const gsetup *s, float *y)
     const avl__gemm_backend *be = NULL;
     switch (p) {
     case P_SKINNY:
-    case P_SKINNY_PORTABLE:
-        avl__gemm_skinny_force_portable(p == P_SKINNY_PORTABLE);
         avl__gemm_skinny(&a);
-        avl__gemm_skinny_force_portable(false);
+        return AVL_OK;
+    case P_SKINNY_AVX2:
+    case P_SKINNY_PORTABLE:
+        /* the AVX2 variant separately only where the native one is AVX-512 */
+        if (p == P_SKINNY_AVX2 && strcmp(avl__gemm_skinny_isa(), "avx512")) return AVL_E_UNSUPPORTED;
+        if (!avl__gemm_skinny_force(p == P_SKINNY_AVX2 ? "avx2" : "portable")) return AVL_E_UNSUPPORTED;
+        avl__gemm_skinny(&a);
+        avl__gemm_skinny_force(NULL);
         return AVL_OK;
     case P_OPENBLAS: return avl__gemm_openblas.gemm(&a);
     case P_ONEDNN: return avl__gemm_onednn.gemm(&a);
@@ -265,7 +271,7 @@ static void test_gemm_paths_against_ref(void **state)
     assert_int_equal(avl__gemm_backend_select("auto", &autobe), AVL_OK);
     const avl__dtype types[] = {AVL__DT_BF16, AVL__DT_F16, AVL__DT_F32};
     int ncase = 0;
-    double worst[5] = {0};
+    double worst[N_PATHS] = {0};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         for (int ti = 0; ti < 3; ti++) {
             for (int var = 0; var < 2; var++) {
@@ -281,6 +287,7 @@ static void test_gemm_paths_against_ref(void **state)
                 for (gpath p = P_SKINNY; p <= P_DISPATCH_AUTO; p++) {
                     if (p == P_ONEDNN && c.m * c.n * c.k > 4000000) continue; /* ref impl on non-bf16 CPUs is slow */
                     avl_status rc = run_path(p, &s, y);
+                    if (rc == AVL_E_UNSUPPORTED) continue; /* variant not on this CPU */
                     if (rc != AVL_OK) fail_msg("%s: %s", path_names[p], avl_last_error());
                     double e = check_against_ref(&s, y, tol_factor(p, &c, autobe), path_names[p]);
                     worst[p] = e > worst[p] ? e : worst[p];
@@ -292,7 +299,7 @@ static void test_gemm_paths_against_ref(void **state)
         }
     }
     printf("%d cases; worst normalised error |y-ref|/max|ref|:", ncase);
-    for (int p = 0; p < 5; p++) printf(" %s %.2g", path_names[p], worst[p]);
+    for (int p = 0; p < N_PATHS; p++) printf(" %s %.2g", path_names[p], worst[p]);
     printf("\n");
 }
 
@@ -405,11 +412,13 @@ static void test_thread_count(void **state)
         float *y1 = malloc(bytes), *y2 = malloc(bytes);
         for (gpath p = P_SKINNY; p <= P_ONEDNN; p++) {
             avl__set_threads(1);
-            assert_int_equal(run_path(p, &s, y1), AVL_OK);
+            avl_status rc1 = run_path(p, &s, y1);
+            if (rc1 == AVL_E_UNSUPPORTED) continue;
+            assert_int_equal(rc1, AVL_OK);
             avl__set_threads(2);
             assert_int_equal(run_path(p, &s, y2), AVL_OK);
             avl__set_threads(0);
-            if (p == P_SKINNY || p == P_SKINNY_PORTABLE) {
+            if (p == P_SKINNY || p == P_SKINNY_AVX2 || p == P_SKINNY_PORTABLE) {
                 /* each output is one thread's fixed-order sum: bitwise equal */
                 assert_memory_equal(y1, y2, bytes);
             } else {
@@ -431,8 +440,9 @@ static void test_skinny_batch_equals_single(void **state)
     gcase c = {7, 300, 1001, 1001, AVL__DT_BF16, 2, AVL__DT_BF16, false, false};
     gsetup s;
     setup_case(&s, &c, 31);
-    for (int portable = 0; portable < 2; portable++) {
-        avl__gemm_skinny_force_portable(portable);
+    static const char *variants[] = {"avx512", "avx2", "portable"};
+    for (int vi = 0; vi < 3; vi++) {
+        if (!avl__gemm_skinny_force(variants[vi])) continue;
         float *yb = malloc(sizeof(float) * (size_t)(c.m * s.ldy));
         avl__gemm_args a = {c.m, s.x, s.ldx, &s.w, &s.bias, yb, s.ldy, false};
         avl__gemm_skinny(&a);
@@ -445,7 +455,7 @@ static void test_skinny_batch_equals_single(void **state)
         }
         free(yb);
     }
-    avl__gemm_skinny_force_portable(false);
+    avl__gemm_skinny_force(NULL);
     free_case(&s);
 }
 
