@@ -27,9 +27,13 @@ avl_status avl_backend_describe(const char *name, char *buf, size_t n)
         return AVL_OK;
     }
     char skinny[96] = "";
-    if (be->skinny_max_m > 0)
+    /* oneDNN without bf16 hands bf16 weights to the OpenBLAS path, its boundary included */
+    int64_t smax = be == &avl__gemm_onednn && !avl__gemm_onednn_has_bf16()
+                       ? avl__gemm_openblas.skinny_max_m
+                       : be->skinny_max_m;
+    if (smax > 0)
         snprintf(skinny, sizeof skinny, "; decode (M <= %lld) on the %s skinny kernel",
-                 (long long)be->skinny_max_m, avl__gemm_skinny_isa());
+                 (long long)smax, avl__gemm_skinny_isa());
     if (n > 0) snprintf(buf, n, "%s: %s%s; %d threads", be->name, lib, skinny, avl__get_threads());
     return AVL_OK;
 }

@@ -178,11 +178,8 @@ static void release(entry *e)
 static avl_status dn_gemm(const avl__gemm_args *a)
 {
     const avl__weight *w = a->w;
-    if (!g_engine) {
-        char isa[128];
-        avl_status prc = dn_probe(isa, sizeof isa);
-        if (prc != AVL_OK) return prc;
-    }
+    avl__gemm_backend_isa(&avl__gemm_onednn); /* probes once, thread-safe (pthread_once) */
+    if (!g_engine) return avl__err(AVL_E_UNSUPPORTED, "onednn: no CPU engine");
     if (w->dtype == AVL__DT_F16 || (w->dtype == AVL__DT_BF16 && !g_bf16_ok) ||
         (w->dtype == AVL__DT_F32 && (uintptr_t)w->data % 4)) {
         /* what OpenBLAS would do, its skinny boundary included */
@@ -295,10 +292,7 @@ const char *avl__gemm_onednn_impl(int64_t m, int64_t n, int64_t k, char *buf, si
 
 bool avl__gemm_onednn_has_bf16(void)
 {
-    if (!g_engine) {
-        char isa[128];
-        if (dn_probe(isa, sizeof isa) != AVL_OK) return false;
-    }
+    avl__gemm_backend_isa(&avl__gemm_onednn); /* probes once, thread-safe (pthread_once) */
     return g_bf16_ok;
 }
 
