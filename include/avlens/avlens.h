@@ -24,6 +24,7 @@
 #include "avlens/config.h"
 #include "avlens/mkmodel.h"
 #include "avlens/media.h"
+#include "avlens/backend.h"
 #include "avlens/safetensors.h"
 #include "avlens/sequence.h"
 #include "avlens/tokenizer.h"

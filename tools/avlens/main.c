@@ -13,6 +13,7 @@ typedef struct {
 } command;
 
 static const command commands[] = {
+    {"backend", avl_cmd_backend, "the matrix-product backend and instruction set used here"},
     {"demo", avl_cmd_demo, "make a tiny model and show what avlens does with it"},
     /* AVL_COMMAND_TABLE: one line per subcommand, alphabetical after demo */
     {"features", avl_cmd_features, "a clip (video, frames, audio) -> the model inputs, as safetensors"},
