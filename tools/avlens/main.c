@@ -14,6 +14,7 @@ typedef struct {
 
 static const command commands[] = {
     /* AVL_COMMAND_TABLE: one line per subcommand, alphabetical after demo */
+    {"chair", avl_cmd_chair, "object hallucination of captions: CHAIR_s, CHAIR_i, precision, recall, F1"},
     {"version", avl_cmd_version, "print the version and the libraries built in"},
 };
 

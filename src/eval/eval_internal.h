@@ -1,0 +1,50 @@
+/* src/eval/eval_internal.h: what the CHAIR files share: a string -> integer hash map, the word
+ * normaliser and the class table of the vocabulary. */
+#ifndef AVLENS_EVAL_INTERNAL_H
+#define AVLENS_EVAL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "avlens/eval.h"
+#include "base/internal.h"
+
+/* ---- string map (open addressing; keys copied) ---- */
+typedef struct {
+    char **keys;    /* (cap) NULL = empty slot */
+    int64_t *vals;  /* (cap) */
+    size_t cap, n;
+} avl__strmap;
+
+void avl__strmap_free(avl__strmap *m);
+/* Pointer to the value of key, or NULL. */
+int64_t *avl__strmap_get(const avl__strmap *m, const char *key);
+/* Inserts or overwrites. AVL_E_NOMEM on failure (map unchanged). */
+avl_status avl__strmap_put(avl__strmap *m, const char *key, int64_t val);
+
+/* ---- normalisation ---- */
+/* One token of a text: its singular lower-case form and its byte span in the text. */
+typedef struct {
+    char *word;
+    size_t start, end;
+} avl__token;
+
+/* Splits text into tokens (see eval.h); *toks freed by avl__tokens_free. */
+avl_status avl__tokenize(const char *text, avl__token **toks, int64_t *n);
+void avl__tokens_free(avl__token *t, int64_t n);
+/* The normalised phrase of a text: its tokens joined by one space (new string, "" for none). */
+avl_status avl__normalize_phrase(const char *text, char **out);
+
+/* ---- vocabulary internals ---- */
+/* Adds a class named by a normalised phrase (or finds it); *cls its index. */
+avl_status avl__vocab_add_class(avl_vocab *v, const char *phrase, int64_t *cls);
+
+/* Ids as clips are known by: a leading path and a media extension dropped (new string). */
+char *avl__clip_id(const char *id);
+
+/* Routes jansson's allocations through avl__malloc (see src/io/st_internal.h). */
+void avl__st_json_begin(void);
+bool avl__st_json_oom(void);
+
+#endif
