@@ -55,7 +55,8 @@ void avl_vocab_free(avl_vocab *v);
  *   canonical, synonym, multi word synonym, ...
  *   @animal dog, cat, ...          (classes that "baby X" / "adult X" reduce to)
  *   @ignore hot water, guinea pig  (phrases that mention no object and hide their words)
- * A line that names an existing class adds synonyms to it. Within one file a phrase given to two
+ * A synonym written "=phrase" is label-only: it maps ground-truth labels ("=dog barking",
+ * "=swimming") but is not looked for in captions. A line that names an existing class adds synonyms to it. Within one file a phrase given to two
  * classes is an error; a later file may move a phrase to another class (its line wins).
  * Errors name the file and line. */
 avl_status avl_vocab_add_file(avl_vocab *v, const char *path);
@@ -65,8 +66,8 @@ avl_status avl_vocab_add_text(avl_vocab *v, const char *text, size_t len, const 
 int64_t avl_vocab_class_count(const avl_vocab *v);
 /* Canonical name of class i (NULL when out of range). */
 const char *avl_vocab_class_name(const avl_vocab *v, int64_t i);
-/* Class of a phrase after normalisation ("Puppies" -> dog), or -1 when it is not a vocabulary
- * phrase or is an ignored one. */
+/* Class of a phrase after normalisation ("Puppies" -> dog; label-only phrases too), or -1 when
+ * it is not a vocabulary phrase or is an ignored one. */
 int64_t avl_vocab_lookup(const avl_vocab *v, const char *phrase);
 
 /* One object mention found in a text. */
@@ -75,7 +76,8 @@ typedef struct {
     size_t start, end; /* byte span in the text */
 } avl_mention;
 
-/* Finds the object mentions of a text, in order, with repetition. *out is an array the caller
+/* Finds the object mentions of a caption, in order, with repetition (label-only phrases are not
+ * looked for). *out is an array the caller
  * frees with avl_mentions_free (NULL when *n == 0). */
 avl_status avl_vocab_mentions(const avl_vocab *v, const char *text, avl_mention **out, int64_t *n);
 void avl_mentions_free(avl_mention *m);
@@ -91,7 +93,7 @@ avl_status avl_truth_new(avl_truth **out);
 void avl_truth_free(avl_truth *t);
 
 /* Adds one object (any text: "alligator/crocodile", "dog barking", "Puppies") to a clip. The
- * text's mentions give the classes; a text without any vocabulary phrase becomes a new class of
+ * text's mentions, label-only phrases included, give the classes; a text without any vocabulary phrase becomes a new class of
  * the vocabulary named by its normalised words (counted by avl_truth_added_classes). */
 avl_status avl_truth_add(avl_truth *t, avl_vocab *v, const char *id, const char *object);
 

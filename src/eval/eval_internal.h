@@ -40,6 +40,9 @@ avl_status avl__normalize_phrase(const char *text, char **out);
 /* Adds a class named by a normalised phrase (or finds it); *cls its index. */
 avl_status avl__vocab_add_class(avl_vocab *v, const char *phrase, int64_t *cls);
 
+/* avl_vocab_mentions, with the label-only phrases ("=entry") when labels is true (ground truth). */
+avl_status avl__vocab_mentions(const avl_vocab *v, const char *text, bool labels, avl_mention **out, int64_t *n);
+
 /* Ids as clips are known by: a leading path and a media extension dropped (new string). */
 char *avl__clip_id(const char *id);
 

@@ -121,7 +121,7 @@ avl_status avl_truth_add(avl_truth *t, avl_vocab *v, const char *id, const char 
     if (rc) return rc;
     avl_mention *m;
     int64_t nm;
-    rc = avl_vocab_mentions(v, object, &m, &nm);
+    rc = avl__vocab_mentions(v, object, true, &m, &nm);
     if (rc) return rc;
     for (int64_t i = 0; i < nm && !rc; i++) rc = clip_insert(c, m[i].cls);
     avl_mentions_free(m);

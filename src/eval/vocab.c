@@ -18,7 +18,7 @@ struct avl_vocab {
     uint8_t *animal;   /* (n) 1 when "baby X" / "adult X" reduce to this class */
     int64_t n, cap;
     avl__strmap classes; /* canonical name -> class */
-    avl__strmap phrases; /* normalised phrase -> class, -1 for an ignored phrase */
+    avl__strmap phrases; /* normalised phrase -> 2 * class + label_only, -1 for an ignored phrase */
     avl__strmap where;   /* phrase -> (source << 32) | line of the line that set it */
     int max_words;       /* longest phrase, in tokens */
     int64_t source;      /* counts the files added, to tell in-file conflicts */
@@ -77,7 +77,7 @@ avl_status avl__vocab_add_class(avl_vocab *v, const char *phrase, int64_t *cls)
     char *name = avl__strdup(phrase);
     if (!name) return avl__err(AVL_E_NOMEM, "vocabulary: out of memory");
     avl_status rc = avl__strmap_put(&v->classes, phrase, v->n);
-    if (!rc && !avl__strmap_get(&v->phrases, phrase)) rc = avl__strmap_put(&v->phrases, phrase, v->n);
+    if (!rc && !avl__strmap_get(&v->phrases, phrase)) rc = avl__strmap_put(&v->phrases, phrase, 2 * v->n);
     if (rc) {
         avl__free(name);
         return rc;
@@ -90,18 +90,26 @@ avl_status avl__vocab_add_class(avl_vocab *v, const char *phrase, int64_t *cls)
     return AVL_OK;
 }
 
+static int64_t enc(int64_t cls, bool label_only) { return cls < 0 ? -1 : 2 * cls + label_only; }
+static int64_t dec_cls(int64_t x) { return x < 0 ? -1 : x / 2; }
+static bool dec_label(int64_t x) { return x >= 0 && x % 2; }
+
 /* Gives phrase to class cls (-1: ignore), refusing a second owner within one file. */
-static avl_status set_phrase(avl_vocab *v, const char *phrase, int64_t cls, const char *label, int64_t line)
+static avl_status set_phrase(avl_vocab *v, const char *phrase, int64_t cls, bool label_only, const char *label,
+                             int64_t line)
 {
     int64_t *old = avl__strmap_get(&v->phrases, phrase);
     int64_t *wh = avl__strmap_get(&v->where, phrase);
-    if (old && *old == cls) return AVL_OK;
+    if (old && dec_cls(*old) == cls) {
+        if (!label_only && dec_label(*old)) *old = enc(cls, false); /* a caption phrase too */
+        return AVL_OK;
+    }
     if (old && wh && (*wh >> 32) == v->source) {
-        const char *owner = *old >= 0 ? v->names[*old] : "@ignore";
+        const char *owner = *old >= 0 ? v->names[dec_cls(*old)] : "@ignore";
         return avl__err(AVL_E_FORMAT, "%s:%lld: '%s' is already given to '%s' on line %lld", label,
                         (long long)line, phrase, owner, (long long)(*wh & 0xffffffff));
     }
-    avl_status rc = avl__strmap_put(&v->phrases, phrase, cls);
+    avl_status rc = avl__strmap_put(&v->phrases, phrase, enc(cls, label_only));
     if (!rc) rc = avl__strmap_put(&v->where, phrase, (v->source << 32) | (line & 0xffffffff));
     if (rc) return rc;
     int w = count_words(phrase);
@@ -130,6 +138,12 @@ static avl_status add_line(avl_vocab *v, char *line, const char *label, int64_t 
     for (;;) {
         char *comma = strchr(s, ',');
         if (comma) *comma = '\0';
+        while (*s == ' ' || *s == '\t') s++;
+        bool label_only = *s == '=';
+        if (label_only && (kind != CLASS || entry == 0))
+            return avl__err(AVL_E_FORMAT, "%s:%lld: entry %d: '=' (label-only) is allowed only on synonyms of a class",
+                            label, (long long)ln, entry + 1);
+        if (label_only) s++;
         char *phrase;
         avl_status rc = avl__normalize_phrase(s, &phrase);
         if (rc) return rc;
@@ -140,18 +154,18 @@ static avl_status add_line(avl_vocab *v, char *line, const char *label, int64_t 
         }
         if (kind == CLASS && entry == 0) {
             rc = avl__vocab_add_class(v, phrase, &cls);
-            if (!rc) rc = set_phrase(v, phrase, cls, label, ln);
+            if (!rc) rc = set_phrase(v, phrase, cls, false, label, ln);
         } else if (kind == CLASS) {
-            rc = set_phrase(v, phrase, cls, label, ln);
+            rc = set_phrase(v, phrase, cls, label_only, label, ln);
         } else if (kind == IGNORE) {
-            rc = set_phrase(v, phrase, -1, label, ln);
+            rc = set_phrase(v, phrase, -1, false, label, ln);
         } else {
             int64_t *c = avl__strmap_get(&v->phrases, phrase);
             if (!c || *c < 0)
                 rc = avl__err(AVL_E_FORMAT, "%s:%lld: @animal '%s' is not a class of the vocabulary (define it first)",
                               label, (long long)ln, phrase);
             else
-                v->animal[*c] = 1;
+                v->animal[dec_cls(*c)] = 1;
         }
         avl__free(phrase);
         if (rc) return rc;
@@ -207,14 +221,15 @@ int64_t avl_vocab_lookup(const avl_vocab *v, const char *phrase)
     if (avl__normalize_phrase(phrase, &p)) return -1;
     int64_t *c = avl__strmap_get(&v->phrases, p);
     avl__free(p);
-    return c ? *c : -1;
+    return c ? dec_cls(*c) : -1;
 }
 
 void avl_mentions_free(avl_mention *m) { avl__free(m); }
 
-/* Longest vocabulary phrase starting at token i: its length in tokens (0: none) and class. */
-static avl_status longest(const avl_vocab *v, const avl__token *t, int64_t n, int64_t i, char *buf, size_t cap,
-                          int *len, int64_t *cls)
+/* Longest vocabulary phrase starting at token i: its length in tokens (0: none) and class;
+ * label-only phrases count when labels is true. */
+static void longest(const avl_vocab *v, const avl__token *t, int64_t n, int64_t i, bool labels, char *buf, size_t cap,
+                    int *len, int64_t *cls)
 {
     *len = 0;
     size_t at = 0;
@@ -225,15 +240,19 @@ static avl_status longest(const avl_vocab *v, const avl__token *t, int64_t n, in
         memcpy(buf + at, t[i + k].word, w + 1);
         at += w;
         int64_t *c = avl__strmap_get(&v->phrases, buf);
-        if (c) {
+        if (c && (labels || !dec_label(*c))) {
             *len = k + 1;
-            *cls = *c;
+            *cls = dec_cls(*c);
         }
     }
-    return AVL_OK;
 }
 
 avl_status avl_vocab_mentions(const avl_vocab *v, const char *text, avl_mention **out, int64_t *n)
+{
+    return avl__vocab_mentions(v, text, false, out, n);
+}
+
+avl_status avl__vocab_mentions(const avl_vocab *v, const char *text, bool labels, avl_mention **out, int64_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -248,12 +267,12 @@ avl_status avl_vocab_mentions(const avl_vocab *v, const char *text, avl_mention 
     for (int64_t i = 0; i < nt;) {
         int len;
         int64_t cls = -1;
-        longest(v, t, nt, i, buf, sizeof buf, &len, &cls);
+        longest(v, t, nt, i, labels, buf, sizeof buf, &len, &cls);
         /* "baby elephant", "adult dog": the animal alone, when that is the longer reading */
         if ((!strcmp(t[i].word, "baby") || !strcmp(t[i].word, "adult")) && i + 1 < nt) {
             int l2;
             int64_t c2 = -1;
-            longest(v, t, nt, i + 1, buf, sizeof buf, &l2, &c2);
+            longest(v, t, nt, i + 1, labels, buf, sizeof buf, &l2, &c2);
             if (l2 && c2 >= 0 && v->animal[c2] && 1 + l2 > len) {
                 len = 1 + l2;
                 cls = c2;
