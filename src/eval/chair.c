@@ -158,27 +158,36 @@ avl_status avl_chair_add(avl_chair *c, const char *id, const char *text, const c
     if (!dataset) dataset = "-";
     const int64_t *gt;
     int64_t ngt;
-    if (!avl_truth_get(c->t, id, &gt, &ngt))
+    char *cid = avl__clip_id(id);
+    if (!cid) return avl__err(AVL_E_NOMEM, "chair: out of memory");
+    if (!avl__truth_get_clip(c->t, cid, &gt, &ngt)) {
+        avl__free(cid);
         return avl__err(AVL_E_NOTFOUND, "clip '%s' has no ground truth", id);
+    }
+    avl_status rc = AVL_OK;
     if (c->n_caps == c->cap_caps) {
         int64_t nc = c->cap_caps ? c->cap_caps * 2 : 64;
         caption *g = avl__realloc(c->caps, (size_t)nc * sizeof *g);
-        if (!g) return avl__err(AVL_E_NOMEM, "chair: out of memory");
-        c->caps = g;
-        c->cap_caps = nc;
+        if (!g) rc = avl__err(AVL_E_NOMEM, "chair: out of memory");
+        else {
+            c->caps = g;
+            c->cap_caps = nc;
+        }
     }
     int64_t gi = 0;
-    avl_status rc = find_group(c, method, dataset, &gi);
-    if (rc) return rc;
-    avl_mention *m;
-    int64_t nm;
-    rc = avl_vocab_mentions(c->v, text, &m, &nm);
-    if (rc) return rc;
+    if (!rc) rc = find_group(c, method, dataset, &gi);
+    avl_mention *m = NULL;
+    int64_t nm = 0;
+    if (!rc) rc = avl_vocab_mentions(c->v, text, &m, &nm);
+    if (rc) {
+        avl__free(cid);
+        return rc;
+    }
 
     caption k;
     memset(&k, 0, sizeof k);
     k.group = gi;
-    k.id = avl__clip_id(id);
+    k.id = cid;
     k.caption = avl__strdup(text);
     k.mentions = avl__calloc(nm ? (size_t)nm : 1, sizeof *k.mentions);
     /* sets: generated (<= nm), truth (ngt), hallucinated (<= nm), covered (<= ngt) */

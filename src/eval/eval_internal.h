@@ -43,6 +43,9 @@ avl_status avl__vocab_add_class(avl_vocab *v, const char *phrase, int64_t *cls);
 /* avl_vocab_mentions, with the label-only phrases ("=entry") when labels is true (ground truth). */
 avl_status avl__vocab_mentions(const avl_vocab *v, const char *text, bool labels, avl_mention **out, int64_t *n);
 
+/* avl_truth_get for an id already normalised by avl__clip_id (allocates nothing). */
+bool avl__truth_get_clip(const avl_truth *t, const char *cid, const int64_t **cls, int64_t *n);
+
 /* Ids as clips are known by: a leading path and a media extension dropped (new string). */
 char *avl__clip_id(const char *id);
 

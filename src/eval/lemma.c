@@ -7,8 +7,8 @@
  * meet a vocabulary phrase matter, so a verb such as "walks" -> "walk" is harmless. Known verb
  * forms that would become object nouns ("flies", "watches") are kept as they are. Order:
  *   1. irregular table                     people -> person, wolves -> wolf, mice -> mouse
- *   2. unchanged list; words of <= 3 bytes; endings -ss -us -is    species, bus, glass, tennis
- *   3. compounds on -men / -women          firemen -> fireman (not omen, abdomen, ...)
+ *   2. compounds on -men / -women          firemen -> fireman (not omen, abdomen, ramen, ...)
+ *   3. unchanged list; words of <= 3 bytes; endings -ss -us -is    species, bus, glass, tennis
  *   4. -ies -> -y (len > 4), except -ie nouns (movies -> movie)     puppies -> puppy
  *   5. -ves -> -ve (the -f/-fe ones are in the table)               doves -> dove
  *   6. -es: after ss, x, zz, ch, sh, -uses: drop "es"; -oes: drop "es" for the -o nouns of a
@@ -73,7 +73,7 @@ static const char *const oes_nouns[] = {
 
 /* Compounds ending in men that are not plurals of -man. */
 static const char *const men_words[] = {"omen", "abdomen", "stamen", "semen", "specimen", "regimen",
-                                        "amen", "yemen", "acumen", "hymen"};
+                                        "amen", "yemen", "acumen", "hymen", "ramen", "lumen", "examen"};
 
 static bool in_list(const char *w, const char *const *list, size_t n)
 {
@@ -109,13 +109,11 @@ size_t avl_eval_singular(const char *w, char *out, size_t cap)
     size_t n = strlen(w);
     for (size_t i = 0; i < COUNT(irregular); i++)
         if (!strcmp(w, irregular[i].plural)) return emit(irregular[i].singular, strlen(irregular[i].singular), "", out, cap);
+    /* firemen, policewomen, ... (the table has men and women themselves) */
+    if (n > 3 && ends(w, n, "men") && !in_list(w, men_words, COUNT(men_words))) return emit(w, n - 3, "man", out, cap);
     if (n <= 3 || in_list(w, unchanged, COUNT(unchanged)) || ends(w, n, "ss") || ends(w, n, "us") ||
         ends(w, n, "is") || w[n - 1] != 's')
         goto same;
-    /* firemen, policewomen, ... (the table has men and women themselves) */
-    if (ends(w, n, "men") && !in_list(w, men_words, COUNT(men_words))) {
-        return emit(w, n - 3, "man", out, cap);
-    }
     if (ends(w, n, "ies")) {
         if (n <= 4) return emit(w, n - 1, "", out, cap); /* pies, ties */
         char stem[64];

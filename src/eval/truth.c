@@ -43,6 +43,15 @@ void avl_truth_free(avl_truth *t)
 int64_t avl_truth_clip_count(const avl_truth *t) { return t ? t->n : 0; }
 int64_t avl_truth_added_classes(const avl_truth *t) { return t ? t->added : 0; }
 
+bool avl__truth_get_clip(const avl_truth *t, const char *cid, const int64_t **cls, int64_t *n)
+{
+    int64_t *k = avl__strmap_get(&t->ids, cid);
+    if (!k) return false;
+    *cls = t->clips[*k].cls;
+    *n = t->clips[*k].n;
+    return true;
+}
+
 bool avl_truth_get(const avl_truth *t, const char *id, const int64_t **cls, int64_t *n)
 {
     *cls = NULL;

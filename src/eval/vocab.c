@@ -102,7 +102,7 @@ static avl_status set_phrase(avl_vocab *v, const char *phrase, int64_t cls, bool
     int64_t *wh = avl__strmap_get(&v->where, phrase);
     if (old && dec_cls(*old) == cls) {
         if (!label_only && dec_label(*old)) *old = enc(cls, false); /* a caption phrase too */
-        return AVL_OK;
+        return wh ? AVL_OK : avl__strmap_put(&v->where, phrase, (v->source << 32) | (line & 0xffffffff));
     }
     if (old && wh && (*wh >> 32) == v->source) {
         const char *owner = *old >= 0 ? v->names[dec_cls(*old)] : "@ignore";
