@@ -162,7 +162,8 @@ avl_status avl_chair_add(avl_chair *c, const char *id, const char *text, const c
     if (!cid) return avl__err(AVL_E_NOMEM, "chair: out of memory");
     if (!avl__truth_get_clip(c->t, cid, &gt, &ngt)) {
         avl__free(cid);
-        return avl__err(AVL_E_NOTFOUND, "clip '%s' has no ground truth", id);
+        char b[72];
+        return avl__err(AVL_E_NOTFOUND, "clip '%s' has no ground truth", avl__clean(id, b));
     }
     avl_status rc = AVL_OK;
     if (c->n_caps == c->cap_caps) {
@@ -330,7 +331,8 @@ avl_status avl_chair_add_jsonl_text(avl_chair *c, const char *text, size_t len, 
         json_t *o = json_loadb(text + s, e - s, JSON_REJECT_DUPLICATES, &jerr);
         if (!o) {
             if (avl__st_json_oom()) return avl__err(AVL_E_NOMEM, "%s:%lld: out of memory while parsing JSON", label, (long long)line);
-            return avl__err(AVL_E_FORMAT, "%s:%lld: bad JSON: %s", label, (long long)line, jerr.text);
+            char b[72];
+            return avl__err(AVL_E_FORMAT, "%s:%lld: bad JSON: %s", label, (long long)line, avl__clean(jerr.text, b));
         }
         avl_status rc = AVL_OK;
         const char *id = NULL, *cap = NULL, *method = NULL, *dataset = NULL;

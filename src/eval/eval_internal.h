@@ -46,6 +46,10 @@ avl_status avl__vocab_mentions(const avl_vocab *v, const char *text, bool labels
 /* avl_truth_get for an id already normalised by avl__clip_id (allocates nothing). */
 bool avl__truth_get_clip(const avl_truth *t, const char *cid, const int64_t **cls, int64_t *n);
 
+/* A copy of s fit for a one-line message: control bytes become '?', at most 60 bytes (then
+ * "..."). Returns buf. */
+const char *avl__clean(const char *s, char buf[72]);
+
 /* Ids as clips are known by: a leading path and a media extension dropped (new string). */
 char *avl__clip_id(const char *id);
 

@@ -130,3 +130,12 @@ char *avl__clip_id(const char *id)
     r[n] = '\0';
     return r;
 }
+
+const char *avl__clean(const char *s, char buf[72])
+{
+    size_t i = 0;
+    for (; s[i] && i < 60; i++) buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+    if (s[i]) memcpy(buf + i, "...", 3), i += 3;
+    buf[i] = '\0';
+    return buf;
+}

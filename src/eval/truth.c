@@ -74,7 +74,8 @@ static avl_status get_clip(avl_truth *t, const char *id, clip **out)
     if (!cid) return avl__err(AVL_E_NOMEM, "ground truth: out of memory");
     if (!*cid) {
         avl__free(cid);
-        return avl__err(AVL_E_FORMAT, "clip id '%s' is empty once its path and extension are dropped", id);
+        char b[72];
+        return avl__err(AVL_E_FORMAT, "clip id '%s' is empty once its path and extension are dropped", avl__clean(id, b));
     }
     int64_t *k = avl__strmap_get(&t->ids, cid);
     if (k) {
@@ -141,7 +142,8 @@ avl_status avl_truth_add(avl_truth *t, avl_vocab *v, const char *id, const char 
     if (rc) return rc;
     if (!*phrase) {
         avl__free(phrase);
-        return avl__err(AVL_E_FORMAT, "clip '%s': object '%.60s' has no words", id, object);
+        char b1[72], b2[72];
+        return avl__err(AVL_E_FORMAT, "clip '%s': object '%s' has no words", avl__clean(id, b1), avl__clean(object, b2));
     }
     int64_t before = avl_vocab_class_count(v), cls;
     rc = avl__vocab_add_class(v, phrase, &cls);
@@ -160,8 +162,10 @@ static avl_status add_json_value(avl_truth *t, avl_vocab *v, const char *label, 
         rc = avl_truth_add(t, v, id, json_string_value(val));
         return rc ? avl__err_wrap(rc, "%s", label) : AVL_OK;
     }
-    if (!json_is_array(val))
-        return avl__err(AVL_E_FORMAT, "%s: clip '%s': objects must be a list or a string", label, id);
+    if (!json_is_array(val)) {
+        char b[72];
+        return avl__err(AVL_E_FORMAT, "%s: clip '%s': objects must be a list or a string", label, avl__clean(id, b));
+    }
     clip *c;
     rc = get_clip(t, id, &c); /* an empty list still makes the clip known */
     if (rc) return avl__err_wrap(rc, "%s", label);
@@ -172,9 +176,11 @@ static avl_status add_json_value(avl_truth *t, avl_vocab *v, const char *label, 
         if (json_is_string(e)) obj = json_string_value(e);
         else if (json_is_object(e) && json_is_string(json_object_get(e, "label")))
             obj = json_string_value(json_object_get(e, "label"));
-        if (!obj)
+        if (!obj) {
+            char b[72];
             return avl__err(AVL_E_FORMAT, "%s: clip '%s': object %zu is neither a string nor {\"label\": string}",
-                            label, id, i);
+                            label, avl__clean(id, b), i);
+        }
         rc = avl_truth_add(t, v, id, obj);
         if (rc) return avl__err_wrap(rc, "%s", label);
     }
@@ -188,7 +194,8 @@ static avl_status add_json(avl_truth *t, avl_vocab *v, const char *text, size_t 
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         if (avl__st_json_oom()) return avl__err(AVL_E_NOMEM, "%s: out of memory while parsing JSON", label);
-        return avl__err(AVL_E_FORMAT, "%s:%d: bad JSON: %s", label, jerr.line, jerr.text);
+        char b[72];
+        return avl__err(AVL_E_FORMAT, "%s:%d: bad JSON: %s", label, jerr.line, avl__clean(jerr.text, b));
     }
     avl_status rc = AVL_OK;
     if (json_is_object(root)) {

@@ -128,9 +128,10 @@ static avl_status add_line(avl_vocab *v, char *line, const char *label, int64_t 
         if (!strncmp(s, "@animal", 7) && (s[7] == ' ' || s[7] == '\t')) kind = ANIMAL, s += 8;
         else if (!strncmp(s, "@ignore", 7) && (s[7] == ' ' || s[7] == '\t')) kind = IGNORE, s += 8;
         else {
-            size_t k = strcspn(s, " \t");
-            return avl__err(AVL_E_FORMAT, "%s:%lld: unknown directive '%.*s' (want @animal or @ignore followed by entries)",
-                            label, (long long)ln, (int)(k > 40 ? 40 : k), s);
+            s[strcspn(s, " \t")] = '\0';
+            char b[72];
+            return avl__err(AVL_E_FORMAT, "%s:%lld: unknown directive '%s' (want @animal or @ignore followed by entries)",
+                            label, (long long)ln, avl__clean(s, b));
         }
     }
     int64_t cls = -1;
