@@ -58,7 +58,8 @@ void avl_vocab_free(avl_vocab *v);
  * A synonym written "=phrase" is label-only: it maps ground-truth labels ("=dog barking",
  * "=swimming") but is not looked for in captions. A line that names an existing class adds synonyms to it. Within one file a phrase given to two
  * classes is an error; a later file may move a phrase to another class (its line wins).
- * Errors name the file and line. */
+ * Errors name the file and line; the lines before a bad one stay added. After AVL_E_NOMEM the
+ * vocabulary may be inconsistent: free it. */
 avl_status avl_vocab_add_file(avl_vocab *v, const char *path);
 /* Same, from memory; label names the text in messages. */
 avl_status avl_vocab_add_text(avl_vocab *v, const char *text, size_t len, const char *label);
