@@ -25,6 +25,7 @@
 #include "avlens/mkmodel.h"
 #include "avlens/media.h"
 #include "avlens/backend.h"
+#include "avlens/eval.h"
 #include "avlens/safetensors.h"
 #include "avlens/sequence.h"
 #include "avlens/tokenizer.h"

@@ -14,6 +14,7 @@ typedef struct {
 
 static const command commands[] = {
     {"backend", avl_cmd_backend, "the matrix-product backend and instruction set used here"},
+    {"chair", avl_cmd_chair, "object hallucination of captions: CHAIR_s, CHAIR_i, precision, recall, F1"},
     {"demo", avl_cmd_demo, "make a tiny model and show what avlens does with it"},
     /* AVL_COMMAND_TABLE: one line per subcommand, alphabetical after demo */
     {"features", avl_cmd_features, "a clip (video, frames, audio) -> the model inputs, as safetensors"},
