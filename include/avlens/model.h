@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "avlens/config.h"
+#include "avlens/sequence.h"
 #include "avlens/status.h"
 
 #ifdef __cplusplus
@@ -92,6 +93,38 @@ avl_status avl_run_embed_tokens(const avl_model *m, const int32_t *ids, int64_t 
  * hooks may be NULL. */
 avl_status avl_run_forward(avl_run *r, const float *embeds, const int64_t *pos, int64_t ld_pos, int64_t n,
                            const avl_hooks *hooks, float *logits, int64_t n_logits);
+
+/* ---- the thinker's inputs, as the Hugging Face processor hands them over ---- */
+typedef struct {
+    const int32_t *input_ids;        /* (n): placeholders already expanded */
+    int64_t n;
+    bool use_audio_in_video;
+    avl_media_shape media;           /* grids, seconds per grid, valid mel frames per audio */
+    const float *input_features;     /* (n_audios, n_mels, n_feature_frames) or NULL */
+    int64_t n_feature_frames;        /* padded frame count of input_features (3000 for 30 s) */
+    const float *pixel_values_videos; /* (sum of t*h*w over videos, patch_dim) or NULL */
+    const float *pixel_values;       /* (sum of t*h*w over images, patch_dim) or NULL */
+} avl_thinker_inputs;
+
+/* Optional outputs of avl_thinker_embed: the encoders' rows before they are merged. */
+typedef struct {
+    float *audio_embeds;  /* (n_audio tokens, H), allocated when requested; free with avl_free */
+    int64_t n_audio;
+    float *video_embeds;  /* (n_video tokens, H) */
+    int64_t n_video;
+    float *image_embeds;  /* (n_image tokens, H) */
+    int64_t n_image;
+} avl_encoder_outputs;
+
+/* Builds the decoder's input: token embeddings with the encoders' outputs written into the
+ * placeholder positions (HF's masked_scatter, per modality in sequence order), and the token
+ * map with the 3-D position ids. *embeds (n, H) and *map are allocated (avl_free,
+ * avl_token_map_free). enc may be NULL; when given, its arrays are filled. */
+avl_status avl_thinker_embed(const avl_model *m, const avl_thinker_inputs *in, float **embeds, avl_token_map **map,
+                             avl_encoder_outputs *enc);
+
+/* The sequence parameters (token ids, merge size, TMRoPE constants) of a loaded model. */
+avl_seq_params avl_model_seq_params(const avl_model *m);
 
 #ifdef __cplusplus
 }

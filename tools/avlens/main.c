@@ -14,6 +14,7 @@ typedef struct {
 
 static const command commands[] = {
     /* AVL_COMMAND_TABLE: one line per subcommand, alphabetical after demo */
+    {"forward", avl_cmd_forward, "one forward pass on HF processor tensors; write logits, hidden states"},
     {"version", avl_cmd_version, "print the version and the libraries built in"},
 };
 
