@@ -123,6 +123,33 @@ typedef struct {
 avl_status avl_thinker_embed(const avl_model *m, const avl_thinker_inputs *in, float **embeds, avl_token_map **map,
                              avl_encoder_outputs *enc);
 
+/* ---- generation ---- */
+typedef struct {
+    int64_t max_new_tokens;  /* 64 */
+    float temperature;       /* 0: greedy (argmax, lowest id on ties) */
+    int top_k;               /* 0: off */
+    float top_p;             /* 1: off */
+    uint64_t seed;           /* sampling stream */
+    const int32_t *stop_ids; /* generation ends after emitting one of these (it is kept) */
+    int n_stop;
+    /* Called after each step's logits (V) are known, before the choice is applied; may edit
+     * logits in place (decoding methods do). step counts from 0. */
+    void (*on_logits)(void *user, int64_t step, float *logits, int64_t V);
+    void *user;
+} avl_gen_params;
+
+avl_gen_params avl_gen_default_params(void);
+
+/* Prefills the run with (n, H) embeds at positions map->pos (the run must be empty), then
+ * generates up to max_new_tokens ids into *out (allocated; avl_free). Generated token i sits at
+ * position n + i + map->rope_delta on all three axes, as transformers places it. hooks apply to
+ * every forward pass (prefill and steps). */
+avl_status avl_generate(avl_run *r, const float *embeds, const avl_token_map *map, const avl_gen_params *gp,
+                        const avl_hooks *hooks, int32_t **out, int64_t *n_out);
+
+/* Softmax of logits (V) evaluated at the given ids: probs[i] = p(ids[i]). */
+void avl_softmax_at(const float *logits, int64_t V, const int32_t *ids, int n, double *probs);
+
 /* The sequence parameters (token ids, merge size, TMRoPE constants) of a loaded model. */
 avl_seq_params avl_model_seq_params(const avl_model *m);
 
