@@ -17,19 +17,6 @@
 #include "kernels/ops.h"
 #include "model/model_internal.h"
 
-struct avl_run {
-    const avl_model *m;
-    int64_t max_pos, len;
-    float **k, **v;        /* per layer: (max_pos, nkv*hd) */
-    int64_t chunk;         /* scratch is sized for this many positions */
-    float *x;              /* (chunk, H) residual stream */
-    float *h;              /* (chunk, H) normed input of a sub-block */
-    float *q;              /* (chunk, nh*hd) */
-    float *ao;             /* (chunk, nh*hd) attention output before o_proj */
-    float *t;              /* (chunk, H) sub-block output */
-    float *g, *u;          /* (chunk, F) MLP gate and up */
-    float *cos, *sin;      /* (chunk, hd) rotary tables of the chunk's positions */
-};
 
 avl_status avl_run_new(const avl_model *m, int64_t max_positions, avl_run **out)
 {

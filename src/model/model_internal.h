@@ -36,6 +36,21 @@ struct avl_model {
     avl__vision_enc *vision;
 };
 
+/* A run: the KV cache and scratch of one sequence (src/model/decoder.c). */
+struct avl_run {
+    const avl_model *m;
+    int64_t max_pos, len;
+    float **k, **v;        /* per layer: (max_pos, nkv*hd) */
+    int64_t chunk;         /* scratch is sized for this many positions */
+    float *x;              /* (chunk, H) residual stream */
+    float *h;              /* (chunk, H) normed input of a sub-block */
+    float *q;              /* (chunk, nh*hd) */
+    float *ao;             /* (chunk, nh*hd) attention output before o_proj */
+    float *t;              /* (chunk, H) sub-block output */
+    float *g, *u;          /* (chunk, F) MLP gate and up */
+    float *cos, *sin;      /* (chunk, hd) rotary tables of the chunk's positions */
+};
+
 /* Resolves "<prefix><name>" into a weight (2-D, a float dtype), checking its shape. */
 avl_status avl__model_weight(const avl_model *m, const char *name, int64_t rows, int64_t cols, avl__weight *out);
 /* A 1-D tensor of n elements as a vector view. */
