@@ -23,6 +23,7 @@
 #include "avlens/checkpoint.h"
 #include "avlens/config.h"
 #include "avlens/mkmodel.h"
+#include "avlens/model.h"
 #include "avlens/media.h"
 #include "avlens/backend.h"
 #include "avlens/eval.h"

@@ -31,6 +31,7 @@ int avl_cmd_features(int argc, char **argv);
 int avl_cmd_tokenize(int argc, char **argv);
 int avl_cmd_backend(int argc, char **argv);
 int avl_cmd_chair(int argc, char **argv);
+int avl_cmd_forward(int argc, char **argv);
 int avl_cmd_version(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ static const command commands[] = {
     {"demo", avl_cmd_demo, "make a tiny model and show what avlens does with it"},
     /* AVL_COMMAND_TABLE: one line per subcommand, alphabetical after demo */
     {"features", avl_cmd_features, "a clip (video, frames, audio) -> the model inputs, as safetensors"},
+    {"forward", avl_cmd_forward, "one forward pass on HF processor tensors; write logits, hidden states"},
     {"inspect", avl_cmd_inspect, "summarise a checkpoint and check its tensors against its config"},
     {"mkmodel", avl_cmd_mkmodel, "write a tiny Qwen2.5-Omni checkpoint (HF layout, seeded weights)"},
     {"tokenize", avl_cmd_tokenize, "encode text, decode ids, render the chat template"},

@@ -1,0 +1,159 @@
+/* avlens/model.h: a loaded Qwen2.5-Omni thinker and the runs made with it.
+ *
+ *   avl_model_params mp = avl_model_default_params();   // backend "auto", all cores
+ *   avl_model *m;
+ *   if (avl_model_load("Qwen2.5-Omni-7B", &mp, &m)) { fprintf(stderr, "%s\n", avl_last_error()); return 1; }
+ *   avl_run *r;
+ *   avl_run_new(m, 4096, &r);                             // KV cache for up to 4096 positions
+ *   avl_run_embed_tokens(r, ids, n, embeds);             // (n, H) fp32
+ *   avl_run_prefill(r, embeds, map->pos, n, NULL, logits, 1);   // logits of the last position
+ *   ...
+ *   avl_run_free(r); avl_model_free(m);
+ *
+ * The model is read-only after loading and may be shared by runs on several threads; weights
+ * stay in the checkpoint's dtype (bf16 for the real checkpoints), memory-mapped. A run owns a
+ * KV cache and scratch memory for one sequence.
+ */
+#ifndef AVLENS_MODEL_H
+#define AVLENS_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "avlens/config.h"
+#include "avlens/sequence.h"
+#include "avlens/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct avl_model avl_model;
+typedef struct avl_run avl_run;
+
+typedef struct {
+    const char *backend; /* "auto", "ref", "onednn", "openblas" */
+    int threads;         /* <= 0: OMP_NUM_THREADS or all cores */
+    int64_t prefill_chunk; /* positions per prefill step (bounds scratch memory); <= 0: 512 */
+} avl_model_params;
+
+avl_model_params avl_model_default_params(void);
+
+/* Loads config.json and the thinker's tensors (talker and token2wav tensors are never read),
+ * verifies every tensor the config implies, and picks the GEMM backend. */
+avl_status avl_model_load(const char *dir, const avl_model_params *p, avl_model **out);
+void avl_model_free(avl_model *m);
+const avl_config *avl_model_config(const avl_model *m);
+/* "onednn (avx512_core_amx)", ... */
+const char *avl_model_backend(const avl_model *m);
+
+/* Where in a decoder layer an activation is seen (paper-spec.md section 3). */
+typedef enum {
+    AVL_SITE_RESID = 0,   /* the layer's input hidden state (residual stream) */
+    AVL_SITE_ATTN_IN,     /* output of input_layernorm: what q/k/v read ("before attention") */
+    AVL_SITE_ATTN_OUT,    /* output of self-attention after o_proj, before the residual add */
+    AVL_SITE_MLP_OUT,     /* output of the MLP, before the residual add */
+    AVL_SITE_FINAL,       /* output of the final norm (layer = n_layers) */
+    AVL_SITE_COUNT
+} avl_site;
+
+/* What a forward pass does besides computing (the ARCHITECTURE's plan, at the lowest level).
+ * Every callback is optional; views are valid during the call only.
+ *  wants(layer, site)      asked once per layer, site and prefill chunk; false skips at_site
+ *  at_site(layer, site, p0, n, dim, x)   x: (n, dim) activations of absolute positions
+ *                          [p0, p0+n); may be edited in place (that is how patches apply)
+ *  wants_attn(layer)       whether attn is called for this layer (false: no cost)
+ *  attn(layer, head, q0, nq, nk, probs, scores)  per head and block of queries at absolute
+ *                          positions q0..q0+nq-1 over keys 0..nk-1: probs (nq, nk) post-softmax,
+ *                          editable (no renormalisation afterwards); scores (nq, nk) the scaled
+ *                          pre-softmax scores, read-only. Called from several threads at once. */
+typedef struct {
+    bool (*wants)(void *user, int layer, avl_site site);
+    void (*at_site)(void *user, int layer, avl_site site, int64_t p0, int64_t n, int64_t dim, float *x);
+    bool (*wants_attn)(void *user, int layer);
+    void (*attn)(void *user, int layer, int64_t head, int64_t q0, int64_t nq, int64_t nk, float *probs,
+                 const float *scores);
+    void *user;
+} avl_hooks;
+
+/* A run: KV cache for up to max_positions positions. */
+avl_status avl_run_new(const avl_model *m, int64_t max_positions, avl_run **out);
+void avl_run_free(avl_run *r);
+/* Positions already in the cache. */
+int64_t avl_run_length(const avl_run *r);
+/* Drops cached positions from keep on (keep <= length): a shared prefix stays. */
+avl_status avl_run_truncate(avl_run *r, int64_t keep);
+
+/* embeds (n, H) = rows of embed_tokens for ids, in fp32. */
+avl_status avl_run_embed_tokens(const avl_model *m, const int32_t *ids, int64_t n, float *embeds);
+
+/* Runs n new positions through the decoder, appending to the cache. embeds: (n, H); pos: the
+ * 3-D position ids of these positions, (3, ld_pos) with columns 0..n-1 used (row a at
+ * pos + a * ld_pos). logits: (n_logits, V) for the last n_logits positions (0: none).
+ * hooks may be NULL. */
+avl_status avl_run_forward(avl_run *r, const float *embeds, const int64_t *pos, int64_t ld_pos, int64_t n,
+                           const avl_hooks *hooks, float *logits, int64_t n_logits);
+
+/* ---- the thinker's inputs, as the Hugging Face processor hands them over ---- */
+typedef struct {
+    const int32_t *input_ids;        /* (n): placeholders already expanded */
+    int64_t n;
+    bool use_audio_in_video;
+    avl_media_shape media;           /* grids, seconds per grid, valid mel frames per audio */
+    const float *input_features;     /* (n_audios, n_mels, n_feature_frames) or NULL */
+    int64_t n_feature_frames;        /* padded frame count of input_features (3000 for 30 s) */
+    const float *pixel_values_videos; /* (sum of t*h*w over videos, patch_dim) or NULL */
+    const float *pixel_values;       /* (sum of t*h*w over images, patch_dim) or NULL */
+} avl_thinker_inputs;
+
+/* Optional outputs of avl_thinker_embed: the encoders' rows before they are merged. */
+typedef struct {
+    float *audio_embeds;  /* (n_audio tokens, H), allocated when requested; free with avl_free */
+    int64_t n_audio;
+    float *video_embeds;  /* (n_video tokens, H) */
+    int64_t n_video;
+    float *image_embeds;  /* (n_image tokens, H) */
+    int64_t n_image;
+} avl_encoder_outputs;
+
+/* Builds the decoder's input: token embeddings with the encoders' outputs written into the
+ * placeholder positions (HF's masked_scatter, per modality in sequence order), and the token
+ * map with the 3-D position ids. *embeds (n, H) and *map are allocated (avl_free,
+ * avl_token_map_free). enc may be NULL; when given, its arrays are filled. */
+avl_status avl_thinker_embed(const avl_model *m, const avl_thinker_inputs *in, float **embeds, avl_token_map **map,
+                             avl_encoder_outputs *enc);
+
+/* ---- generation ---- */
+typedef struct {
+    int64_t max_new_tokens;  /* 64 */
+    float temperature;       /* 0: greedy (argmax, lowest id on ties) */
+    int top_k;               /* 0: off */
+    float top_p;             /* 1: off */
+    uint64_t seed;           /* sampling stream */
+    const int32_t *stop_ids; /* generation ends after emitting one of these (it is kept) */
+    int n_stop;
+    /* Called after each step's logits (V) are known, before the choice is applied; may edit
+     * logits in place (decoding methods do). step counts from 0. */
+    void (*on_logits)(void *user, int64_t step, float *logits, int64_t V);
+    void *user;
+} avl_gen_params;
+
+avl_gen_params avl_gen_default_params(void);
+
+/* Prefills the run with (n, H) embeds at positions map->pos (the run must be empty), then
+ * generates up to max_new_tokens ids into *out (allocated; avl_free). Generated token i sits at
+ * position n + i + map->rope_delta on all three axes, as transformers places it. hooks apply to
+ * every forward pass (prefill and steps). */
+avl_status avl_generate(avl_run *r, const float *embeds, const avl_token_map *map, const avl_gen_params *gp,
+                        const avl_hooks *hooks, int32_t **out, int64_t *n_out);
+
+/* Softmax of logits (V) evaluated at the given ids: probs[i] = p(ids[i]). */
+void avl_softmax_at(const float *logits, int64_t V, const int32_t *ids, int n, double *probs);
+
+/* The sequence parameters (token ids, merge size, TMRoPE constants) of a loaded model. */
+avl_seq_params avl_model_seq_params(const avl_model *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
