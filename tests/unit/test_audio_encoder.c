@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "avlens/mkmodel.h"
 #include "base/internal.h"
 #include "model/audio_encoder.h"
 #include "model/model_internal.h"
@@ -278,6 +279,34 @@ static void test_alloc_failures(void **state)
     free(feat);
 }
 
+/* avl_model_load loads the tower of a full checkpoint written by mkmodel (thinker. prefix, and the
+ * bare thinker without it), and the encoder runs at its sizes (128 mel bins, n_window 8). */
+static void test_model_load(void **state)
+{
+    (void)state;
+    for (int bare = 0; bare < 2; bare++) {
+        avl_mkmodel_params p = avl_mkmodel_default_params();
+        p.n_window = 8;
+        p.thinker_only = bare;
+        const char *dir = avl_test_dir(bare ? "audio_encoder_bare" : "audio_encoder_full");
+        if (avl_mkmodel_write(&p, dir)) fail_msg("mkmodel: %s", avl_last_error());
+        avl_model_params mp = avl_model_default_params();
+        mp.backend = "ref";
+        avl_model *m;
+        if (avl_model_load(dir, &mp, &m)) fail_msg("load: %s", avl_last_error());
+        assert_non_null(m->audio);
+        const int64_t n = 2 * 2 * p.n_window + 7, ld = n + 3, t = avl_audio_tokens_for_frames(n);
+        float *feat = calloc((size_t)(p.mel_bins * ld), sizeof(float));
+        for (int64_t i = 0; i < p.mel_bins * ld; i++) feat[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+        float *out = malloc((size_t)(t * p.hidden) * sizeof(float));
+        assert_int_equal(avl__audio_encoder_forward(m, m->audio, feat, ld, n, out), AVL_OK);
+        for (int64_t i = 0; i < t * p.hidden; i++) assert_true(isfinite(out[i]));
+        free(feat);
+        free(out);
+        avl_model_free(m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_forward_args),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_model_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
