@@ -197,6 +197,7 @@ static void test_grouping_invariant(void **state)
             expect_close(o, ref, avl_audio_tokens_for_frames(ld) * OUT_DIM, 1e-6, what);
             free(o);
         }
+        free(ref);
         avl_model_free(m);
     }
     free(feat);
