@@ -225,16 +225,15 @@ avl_status avl__audio_encoder_load(const avl_model *m, avl__audio_enc **out)
 /* ---- forward ---- */
 
 typedef struct {
-    int64_t rows;       /* R: rows of the largest group */
-    int64_t frames;     /* 2w: frames of a chunk */
+    int64_t rows;       /* R: rows of the largest group (chunks per group x w) */
     float *x;           /* (R, D) residual stream */
     float *h;           /* (R, D) normed input of a sub-block; pooled rows at the end */
     float *q, *k, *v;   /* (R, D) each */
     float *a;           /* (R, D) attention output before out_proj */
     float *f;           /* (R, F) MLP hidden */
-    float *col1;        /* (2w, n_mels*3) conv1's im2col */
-    float *c1;          /* (2w, D) conv1 output */
-    float *col2;        /* (w, D*3) conv2's im2col */
+    float *col1;        /* (2R, n_mels*3) conv1's im2col over the group's frames */
+    float *c1;          /* (2R, D) conv1 output */
+    float *col2;        /* (R, D*3) conv2's im2col */
     int64_t *seg;       /* (chunks per group + 1) chunk bounds inside the group, in rows */
 } scratch;
 
@@ -253,11 +252,11 @@ static void scratch_free(scratch *s)
     avl__free(s->seg);
 }
 
-static avl_status scratch_new(const avl__audio_enc *e, int64_t rows, int64_t chunks, scratch *s)
+static avl_status scratch_new(const avl__audio_enc *e, int64_t chunks, scratch *s)
 {
     memset(s, 0, sizeof *s);
+    const int64_t rows = chunks * e->n_window;
     s->rows = rows;
-    s->frames = 2 * e->n_window;
     size_t rd = (size_t)(rows * e->D) * sizeof(float);
     s->x = avl__malloc(rd);
     s->h = avl__malloc(rd);
@@ -266,9 +265,9 @@ static avl_status scratch_new(const avl__audio_enc *e, int64_t rows, int64_t chu
     s->v = avl__malloc(rd);
     s->a = avl__malloc(rd);
     s->f = avl__malloc((size_t)(rows * e->F) * sizeof(float));
-    s->col1 = avl__malloc((size_t)(s->frames * e->n_mels * 3) * sizeof(float));
-    s->c1 = avl__malloc((size_t)(s->frames * e->D) * sizeof(float));
-    s->col2 = avl__malloc((size_t)(e->n_window * e->D * 3) * sizeof(float));
+    s->col1 = avl__malloc((size_t)(2 * rows * e->n_mels * 3) * sizeof(float));
+    s->c1 = avl__malloc(2 * rd);
+    s->col2 = avl__malloc(3 * rd);
     s->seg = avl__malloc((size_t)(chunks + 1) * sizeof(int64_t));
     if (!s->x || !s->h || !s->q || !s->k || !s->v || !s->a || !s->f || !s->col1 || !s->c1 || !s->col2 || !s->seg) {
         scratch_free(s);
@@ -277,37 +276,57 @@ static avl_status scratch_new(const avl__audio_enc *e, int64_t rows, int64_t chu
     return AVL_OK;
 }
 
-/* The conv stem of one chunk: frames [f0, f0+len) of features (n_mels, ld) -> (rows, D) at y,
- * rows = (len-1)/2+1, with the positional embedding added. Frames outside the chunk count as
- * zeros, which is what HF's right-padded batch amounts to: the padding frames of conv1's input
- * are zeros and conv1's output past len is multiplied by the mask before conv2. */
+/* The conv stem of chunks [c0, c1): frames [c0*2w, min(c1*2w, n_frames)) of features
+ * (n_mels, ld) -> s->x (n, D) with the positional embedding added, n = the chunks' rows; fills
+ * s->seg. Each chunk is convolved on its own: frames outside it count as zeros, which is what HF's
+ * right-padded batch amounts to (the padding frames of conv1's input are zeros and conv1's output
+ * past a chunk's length is multiplied by the mask before conv2). The chunks share one GEMM per
+ * conv: their im2col rows are stacked. Returns the row count in *n_rows. */
 static avl_status conv_stem(const avl_model *m, const avl__audio_enc *e, scratch *s, const float *features,
-                            int64_t ld, int64_t f0, int64_t len, float *y)
+                            int64_t ld, int64_t n_frames, int64_t c0, int64_t c1, int64_t *n_rows)
 {
-    const int64_t M = e->n_mels, D = e->D, rows = (len - 1) / 2 + 1;
+    const int64_t M = e->n_mels, D = e->D, fr = 2 * e->n_window, f_base = c0 * fr;
+    const int64_t f_end = c1 * fr < n_frames ? c1 * fr : n_frames, n_fr = f_end - f_base;
     avl_status rc;
-    for (int64_t t = 0; t < len; t++) {
+    /* conv1 im2col: row t (frame f_base + t), column c*3 + k = frame t + k - 1 of mel bin c, if
+     * that frame lies in t's chunk */
+    for (int64_t t = 0; t < n_fr; t++) {
+        int64_t lo = t / fr * fr, hi = lo + fr < n_fr ? lo + fr : n_fr; /* t's chunk, group-relative */
         float *col = s->col1 + t * M * 3;
         for (int64_t c = 0; c < M; c++) {
+            const float *src = features + c * ld + f_base;
             for (int64_t k = 0; k < 3; k++) {
-                int64_t src = t + k - 1;
-                col[c * 3 + k] = (src >= 0 && src < len) ? features[c * ld + f0 + src] : 0.0f;
+                int64_t j = t + k - 1;
+                col[c * 3 + k] = (j >= lo && j < hi) ? src[j] : 0.0f;
             }
         }
     }
-    if ((rc = avl__gemm(m->be, len, s->col1, M * 3, &e->conv1, &e->conv1_b, s->c1, D, false))) return rc;
-    avl__gelu(s->c1, s->c1, len * D, false); /* nn.functional.gelu: the erf form */
-    for (int64_t u = 0; u < rows; u++) {
-        float *col = s->col2 + u * D * 3;
-        for (int64_t k = 0; k < 3; k++) {
-            int64_t src = 2 * u + k - 1;
-            bool in = src >= 0 && src < len;
-            for (int64_t c = 0; c < D; c++) col[c * 3 + k] = in ? s->c1[src * D + c] : 0.0f;
+    if ((rc = avl__gemm(m->be, n_fr, s->col1, M * 3, &e->conv1, &e->conv1_b, s->c1, D, false))) return rc;
+    avl__gelu(s->c1, s->c1, n_fr * D, false); /* nn.functional.gelu: the erf form */
+    /* conv2 im2col, chunk by chunk: row u of a chunk of len frames at lo reads frames 2u-1..2u+1 */
+    int64_t n = 0;
+    for (int64_t c = c0; c < c1; c++) {
+        int64_t lo = (c - c0) * fr, len = n_fr - lo < fr ? n_fr - lo : fr, rows = (len - 1) / 2 + 1;
+        s->seg[c - c0] = n;
+        for (int64_t u = 0; u < rows; u++) {
+            float *col = s->col2 + (n + u) * D * 3;
+            for (int64_t k = 0; k < 3; k++) {
+                int64_t j = 2 * u + k - 1;
+                bool in = j >= 0 && j < len;
+                const float *src = s->c1 + (lo + j) * D;
+                for (int64_t d = 0; d < D; d++) col[d * 3 + k] = in ? src[d] : 0.0f;
+            }
         }
+        n += rows;
     }
-    if ((rc = avl__gemm(m->be, rows, s->col2, D * 3, &e->conv2, &e->conv2_b, y, D, false))) return rc;
-    avl__gelu(y, y, rows * D, false);
-    for (int64_t i = 0; i < rows * D; i++) y[i] += e->pos[i]; /* row u gets position u of the chunk */
+    s->seg[c1 - c0] = n;
+    if ((rc = avl__gemm(m->be, n, s->col2, D * 3, &e->conv2, &e->conv2_b, s->x, D, false))) return rc;
+    avl__gelu(s->x, s->x, n * D, false);
+    for (int64_t c = 0; c < c1 - c0; c++) { /* positions restart at 0 in every chunk */
+        float *y = s->x + s->seg[c] * D;
+        for (int64_t i = 0; i < (s->seg[c + 1] - s->seg[c]) * D; i++) y[i] += e->pos[i];
+    }
+    *n_rows = n;
     return AVL_OK;
 }
 
@@ -359,20 +378,13 @@ avl_status avl__audio_encoder_forward_observed(const avl_model *m, const avl__au
     if (w % 2 && per % 2) per++;
     if (per > n_chunks) per = n_chunks;
     scratch s;
-    avl_status rc = scratch_new(e, per * w, per, &s);
+    avl_status rc = scratch_new(e, per, &s);
     if (rc) return rc;
 
     int64_t row0 = 0, tok0 = 0;
-    for (int64_t c0 = 0; c0 < n_chunks && !rc; c0 += per) {
-        int64_t c1 = c0 + per < n_chunks ? c0 + per : n_chunks, n = 0;
-        for (int64_t c = c0; c < c1 && !rc; c++) {
-            int64_t f0 = c * frames, len = n_frames - f0 < frames ? n_frames - f0 : frames;
-            s.seg[c - c0] = n;
-            rc = conv_stem(m, e, &s, features, ld, f0, len, s.x + n * D);
-            n += (len - 1) / 2 + 1;
-        }
-        if (rc) break;
-        s.seg[c1 - c0] = n;
+    for (int64_t c0 = 0; c0 < n_chunks; c0 += per) {
+        int64_t c1 = c0 + per < n_chunks ? c0 + per : n_chunks, n;
+        if ((rc = conv_stem(m, e, &s, features, ld, n_frames, c0, c1, &n))) break;
         if (fn) fn(user, 0, row0, n, D, s.x);
         if ((rc = layers(m, e, &s, n, c1 - c0, row0, fn, user))) break;
         /* AvgPool1d(2, stride 2): (x[2i] + x[2i+1]) / 2; n is even except in the last group */
@@ -383,7 +395,8 @@ avl_status avl__audio_encoder_forward_observed(const avl_model *m, const avl__au
             for (int64_t j = 0; j < D; j++) p[j] = (a[j] + b[j]) / 2.0f;
         }
         avl__layernorm(s.h, s.h, e->ln_post_w, e->ln_post_b, np, D, LN_EPS);
-        rc = avl__gemm(m->be, np, s.h, D, &e->proj, &e->proj_b, out + tok0 * e->out_dim, e->out_dim, false);
+        if ((rc = avl__gemm(m->be, np, s.h, D, &e->proj, &e->proj_b, out + tok0 * e->out_dim, e->out_dim, false)))
+            break;
         row0 += n;
         tok0 += np;
     }
