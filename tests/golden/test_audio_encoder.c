@@ -7,6 +7,11 @@
  * Cases: "tail" (n_window 4, 21 frames: a ragged last chunk), "odd" (n_window 3, 23 frames: pooled
  * pairs straddle chunks), "one" (n_window 4, 8 frames: exactly one chunk).
  *
+ * Also the audio part of the whole-model golden cases of tools/ref/make_golden.py
+ * (tests/data/golden/<case>/: model/, inputs.safetensors with input_features and
+ * feature_attention_mask, expected.safetensors with audio.hidden.<l> and audio_embeds of all audio
+ * items concatenated), loaded through avl_model_load.
+ *
  * Tolerance, as max |c - ref| / max |ref| per stage:
  *   ref backend   1e-4: both sides compute in fp32 from the same bf16 weights; only summation
  *                 order and libm (expf/sinf/erff) differ.
@@ -67,6 +72,20 @@ static void observe(void *user, int stage, int64_t row0, int64_t rows, int64_t d
     assert_int_equal(dim, D);
     assert_true(stage >= 0 && stage <= LAYERS && row0 + rows <= s->rows);
     memcpy(s->hid[stage] + row0 * D, x, (size_t)(rows * D) * sizeof(float));
+}
+
+/* The same for items concatenated: rows of the current item land at row_base + row0. */
+typedef struct {
+    float **hid;
+    int64_t row_base, rows, dim, n_stages;
+} stages_at;
+
+static void observe_at(void *user, int stage, int64_t row0, int64_t rows, int64_t dim, const float *x)
+{
+    stages_at *s = user;
+    assert_int_equal(dim, s->dim);
+    assert_true(stage >= 0 && stage < s->n_stages && s->row_base + row0 + rows <= s->rows);
+    memcpy(s->hid[stage] + (s->row_base + row0) * dim, x, (size_t)(rows * dim) * sizeof(float));
 }
 
 static const float *golden(avl_st_set *g, const char *name, int64_t rows, int64_t cols)
@@ -185,11 +204,104 @@ static void test_fast_backends(void **state)
     }
 }
 
+/* The audio of a whole-model golden case: every item's valid frames (the mask's ones, in order,
+ * as get_audio_features selects them) through the encoder; stages and embeddings concatenated. */
+static void run_model_case(const char *name)
+{
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/golden/%s", AVL_TEST_DATA, name);
+    snprintf(path, sizeof path, "%s/inputs.safetensors", dir);
+    FILE *probe = fopen(path, "rb");
+    if (!probe) {
+        printf("# audio encoder: golden case %s is not in this tree (branch ref); not checked\n", name);
+        return;
+    }
+    fclose(probe);
+    avl_st_set *in, *ex;
+    if (avl_st_open_dir(path, &in)) fail_msg("%s", avl_last_error());
+    snprintf(path, sizeof path, "%s/expected.safetensors", dir);
+    if (avl_st_open_dir(path, &ex)) fail_msg("%s", avl_last_error());
+    snprintf(path, sizeof path, "%s/model", dir);
+    avl_model_params mp = avl_model_default_params();
+    mp.backend = "ref";
+    avl_model *m;
+    if (avl_model_load(path, &mp, &m)) fail_msg("%s: %s", name, avl_last_error());
+    assert_non_null(m->audio);
+
+    avl_tensor_view fv, mv;
+    assert_int_equal(avl_st_get(in, "input_features", &fv), AVL_OK);
+    assert_int_equal(avl_st_get(in, "feature_attention_mask", &mv), AVL_OK);
+    assert_int_equal(fv.ndim, 3);
+    assert_int_equal(mv.dtype, AVL_DTYPE_I64);
+    const int64_t n_items = fv.shape[0], mels = fv.shape[1], T = fv.shape[2];
+    const int64_t D = m->cfg.audio.d_model, H = m->cfg.text.hidden_size, L = m->cfg.audio.encoder_layers;
+    float *all = malloc((size_t)fv.numel * sizeof(float));
+    assert_int_equal(avl_convert_to_f32(fv.dtype, fv.data, all, fv.numel), AVL_OK);
+    const int64_t *mask = mv.data;
+
+    int64_t rows = 0, toks = 0;
+    for (int64_t i = 0; i < n_items; i++) {
+        int64_t n = 0;
+        for (int64_t t = 0; t < T; t++) n += mask[i * T + t] != 0;
+        rows += (n - 1) / 2 + 1;
+        toks += avl_audio_tokens_for_frames(n);
+    }
+    float *hid[64];
+    assert_true(L + 1 <= 64);
+    float *out = malloc((size_t)(toks * H) * sizeof(float));
+    float *feat = malloc((size_t)(mels * T) * sizeof(float));
+    for (int64_t l = 0; l <= L; l++) hid[l] = calloc((size_t)(rows * D), sizeof(float));
+    int64_t row0 = 0, tok0 = 0;
+    for (int64_t i = 0; i < n_items; i++) {
+        int64_t n = 0;
+        for (int64_t t = 0; t < T; t++)
+            if (mask[i * T + t]) {
+                for (int64_t c = 0; c < mels; c++) feat[c * T + n] = all[(i * mels + c) * T + t];
+                n++;
+            }
+        /* the observer writes rows at row0 + (rows of this item) into the concatenation */
+        stages_at sa = {.hid = hid, .row_base = row0, .rows = rows, .dim = D, .n_stages = L + 1};
+        avl_status rc = avl__audio_encoder_forward_observed(m, m->audio, feat, T, n, out + tok0 * H, observe_at, &sa);
+        if (rc) fail_msg("%s item %lld: %s", name, (long long)i, avl_last_error());
+        row0 += (n - 1) / 2 + 1;
+        tok0 += avl_audio_tokens_for_frames(n);
+    }
+    char key[64];
+    for (int64_t l = 0; l <= L + 1; l++) {
+        avl_tensor_view tv;
+        const float *got = l <= L ? hid[l] : out;
+        int64_t len = l <= L ? rows * D : toks * H;
+        if (l <= L) snprintf(key, sizeof key, "audio.hidden.%lld", (long long)l);
+        else snprintf(key, sizeof key, "audio_embeds");
+        if (avl_st_get(ex, key, &tv)) fail_msg("%s: %s", name, avl_last_error());
+        if (tv.numel != len) fail_msg("%s %s: %lld elements expected, encoder made %lld", name, key,
+                                      (long long)tv.numel, (long long)len);
+        double e = rel_err(got, tv.data, len);
+        if (!(e <= 1e-4)) fail_msg("%s: first diverging stage %s: relative error %.3g > 1e-4", name, key, e);
+        printf("# audio encoder, golden case %s, %s: relative error %.3g\n", name, key, e);
+    }
+    for (int64_t l = 0; l <= L; l++) free(hid[l]);
+    free(out);
+    free(feat);
+    free(all);
+    avl_model_free(m);
+    avl_st_close(in);
+    avl_st_close(ex);
+}
+
+static void test_model_cases(void **state)
+{
+    (void)state;
+    const char *cases[] = {"audio_only", "audio_in_video", "image_audio", "odd_sizes"};
+    for (int i = 0; i < 4; i++) run_model_case(cases[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ref_backend),
         cmocka_unit_test(test_fast_backends),
+        cmocka_unit_test(test_model_cases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
