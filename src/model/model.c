@@ -183,6 +183,12 @@ avl_status avl_model_load(const char *dir, const avl_model_params *p, avl_model 
                  avl__gemm_backend_isa(m->be), m->threads);
         rc = load_decoder(m);
     }
+    if (!rc) {
+        /* The audio tower is loaded when the checkpoint has one (a tiny text-only checkpoint may not). */
+        char conv1[64];
+        snprintf(conv1, sizeof conv1, "%saudio_tower.conv1.weight", m->cfg.tensor_prefix);
+        if (avl_st_has(m->st, conv1)) rc = avl__audio_encoder_load(m, &m->audio);
+    }
     if (rc) {
         avl_model_free(m);
         return rc;
@@ -204,6 +210,7 @@ void avl_model_free(avl_model *m)
     avl__free(m->final_norm);
     avl__free(m->inv_freq);
     avl__free(m->rope_axis);
+    avl__audio_encoder_free(m->audio);
     avl_st_close(m->st);
     avl__free(m);
 }
