@@ -183,6 +183,13 @@ avl_status avl_model_load(const char *dir, const avl_model_params *p, avl_model 
                  avl__gemm_backend_isa(m->be), m->threads);
         rc = load_decoder(m);
     }
+    if (!rc) {
+        /* The vision tower is loaded when the checkpoint has one (a text-only test checkpoint
+         * may not); once its first tensor is there, every other one must be too. */
+        char pe[96];
+        snprintf(pe, sizeof pe, "%svisual.patch_embed.proj.weight", m->cfg.tensor_prefix);
+        if (avl_st_has(m->st, pe)) rc = avl__vision_encoder_load(m, &m->vision);
+    }
     if (rc) {
         avl_model_free(m);
         return rc;
@@ -204,6 +211,7 @@ void avl_model_free(avl_model *m)
     avl__free(m->final_norm);
     avl__free(m->inv_freq);
     avl__free(m->rope_axis);
+    avl__vision_encoder_free(m->vision);
     avl_st_close(m->st);
     avl__free(m);
 }
