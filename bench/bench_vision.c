@@ -2,7 +2,7 @@
  * 1280, 16 heads, FFN 3420, patch 14, window 112, out 3584) with random bf16 weights and fewer
  * blocks (the cost is linear in the depth; the figure for 32 blocks is extrapolated).
  *
- * Build by hand after the library (see bench/README.md):
+ * Built by bench/CMakeLists.txt (every bench_*.c) where the tree has it; else by hand:
  *   cc -O2 -march=x86-64-v3 -fopenmp -Iinclude -Isrc bench/bench_vision.c build/libavlens.a \
  *      $(pkg-config --libs jansson libpcre2-8 libutf8proc fftw3f openblas libavformat libavcodec \
  *      libavutil libswscale libswresample) -ldnnl -lm -o build/bench_vision
