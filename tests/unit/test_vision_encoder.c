@@ -470,7 +470,7 @@ static void test_fused_qkv_checkpoint(void **state)
     close_model(b);
 }
 
-/* The default fast backend against the reference backend. Here (no bf16 arithmetic on the CPU)
+/* The default fast backend against the reference backend, and with one thread against many. Here (no bf16 arithmetic on the CPU)
  * "auto" is OpenBLAS in fp32 with exact weight conversion: only the summation order differs (5e-6 seen),
  * 5e-5 holds. With oneDNN's bf16 path the activations are rounded to bf16 (8 bits of mantissa)
  * before every product, which after a few blocks leaves errors near 1e-2 of the largest value. */
@@ -486,7 +486,13 @@ static void test_fast_backend(void **state)
     double e = rel_err_f(y, x, 2 * 30 * OUT);
     if (getenv("AVL_TEST_VERBOSE")) print_message("%s vs ref: %.3g\n", f->be->name, e);
     if (e > tol) fail_msg("backend %s vs ref: relative error %.3g > %.g", f->be->name, e, tol);
-    free(p), free(x), free(y);
+    /* one thread against the default count: same bound */
+    avl__set_threads(1);
+    float *z = encode(f, p, 2, 12, 10);
+    avl__set_threads(0);
+    e = rel_err_f(z, y, 2 * 30 * OUT);
+    if (e > tol) fail_msg("backend %s, 1 thread vs %d: relative error %.3g > %.g", f->be->name, avl__get_threads(), e, tol);
+    free(p), free(x), free(y), free(z);
     close_model(r);
     close_model(f);
 }
