@@ -124,8 +124,16 @@ static avl_status load_block(const avl_model *m, avl__vision_enc *e, int64_t l, 
     char n[160];
     avl_status rc;
 #define NAME(suffix) snprintf(n, sizeof n, "visual.blocks.%lld.%s", (long long)l, suffix)
-#define W(field, suffix, r, c) do { NAME(suffix); if ((rc = avl__model_weight(m, n, r, c, &B->field))) return rc; } while (0)
-#define V(field, suffix, len) do { NAME(suffix); if ((rc = avl__model_vec(m, n, len, &B->field))) return rc; } while (0)
+#define W(field, suffix, r, c)                                                                               \
+    do {                                                                                                     \
+        NAME(suffix);                                                                                        \
+        if ((rc = avl__model_weight(m, n, r, c, &B->field))) return rc;                                       \
+    } while (0)
+#define V(field, suffix, len)                                                                                \
+    do {                                                                                                     \
+        NAME(suffix);                                                                                        \
+        if ((rc = avl__model_vec(m, n, len, &B->field))) return rc;                                           \
+    } while (0)
     NAME("norm1.weight");
     if ((rc = avl__model_vec_f32(m, n, D, &B->norm1))) return rc;
     NAME("norm2.weight");

@@ -108,7 +108,8 @@ static void make_tensors(void)
     add("merger.mlp.2.bias", 1, o1, 0.0f, 0.1f);
 }
 
-static void writer_add_f32(avl_st_writer *w, const char *name, int ndim, const int64_t *shape, const float *v, int64_t n)
+static void writer_add_f32(avl_st_writer *w, const char *name, int ndim, const int64_t *shape, const float *v,
+                           int64_t n)
 {
     uint16_t *b = malloc((size_t)n * 2);
     for (int64_t i = 0; i < n; i++) b[i] = avl_f32_to_bf16(v[i]);
@@ -395,7 +396,8 @@ static void check_against_naive(const avl_model *m, int64_t t, int64_t h, int64_
     double *want = malloc((size_t)n * sizeof(double));
     naive(p, t, h, w, full, want);
     double e = rel_err(out, want, n);
-    if (getenv("AVL_TEST_VERBOSE")) print_message("grid (%lld,%lld,%lld): %.3g\n", (long long)t, (long long)h, (long long)w, e);
+    if (getenv("AVL_TEST_VERBOSE"))
+        print_message("grid (%lld,%lld,%lld): %.3g\n", (long long)t, (long long)h, (long long)w, e);
     if (e > 1e-4) fail_msg("grid (%lld,%lld,%lld): relative error %.3g > 1e-4", (long long)t, (long long)h,
                            (long long)w, e);
     free(p), free(out), free(want);
