@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "avlens/checkpoint.h"
 #include "base/internal.h"
 #include "model/model_internal.h"
 
@@ -174,6 +175,8 @@ avl_status avl_model_load(const char *dir, const avl_model_params *p, avl_model 
     if (!m) return avl__err(AVL_E_NOMEM, "model: cannot allocate");
     avl_status rc = avl_config_load(dir, &m->cfg);
     if (!rc) rc = avl_st_open_dir(dir, &m->st);
+    /* every tensor the config implies, checked before any is used (names the first bad one) */
+    if (!rc) rc = avl_checkpoint_verify(&m->cfg, m->st, dir);
     if (!rc) rc = avl__gemm_backend_select(p->backend ? p->backend : "auto", &m->be);
     if (!rc) {
         if (p->threads > 0) avl__set_threads(p->threads);
@@ -184,10 +187,13 @@ avl_status avl_model_load(const char *dir, const avl_model_params *p, avl_model 
         rc = load_decoder(m);
     }
     if (!rc) {
-        /* The audio tower is loaded when the checkpoint has one (a tiny text-only checkpoint may not). */
-        char conv1[64];
+        /* Each tower is loaded when the checkpoint has one (a text-only test checkpoint may
+         * not); once its first tensor is there, every other one must be too. */
+        char conv1[96], pe[96];
         snprintf(conv1, sizeof conv1, "%saudio_tower.conv1.weight", m->cfg.tensor_prefix);
-        if (avl_st_has(m->st, conv1)) rc = avl__audio_encoder_load(m, &m->audio);
+        if (!rc && avl_st_has(m->st, conv1)) rc = avl__audio_encoder_load(m, &m->audio);
+        snprintf(pe, sizeof pe, "%svisual.patch_embed.proj.weight", m->cfg.tensor_prefix);
+        if (!rc && avl_st_has(m->st, pe)) rc = avl__vision_encoder_load(m, &m->vision);
     }
     if (rc) {
         avl_model_free(m);
@@ -211,6 +217,7 @@ void avl_model_free(avl_model *m)
     avl__free(m->inv_freq);
     avl__free(m->rope_axis);
     avl__audio_encoder_free(m->audio);
+    avl__vision_encoder_free(m->vision);
     avl_st_close(m->st);
     avl__free(m);
 }
