@@ -9,12 +9,15 @@
 
 static void usage(void)
 {
-    printf("usage: avlens inspect DIR [--json]\n\n"
+    printf("usage: avlens inspect DIR [--json] [--backend]\n"
+           "       avlens inspect --backend\n\n"
            "Reads DIR/config.json and the safetensors (model.safetensors or the index and shards),\n"
            "prints the sizes of each component, parameter counts (audio tower, vision, LLM,\n"
            "lm_head), dtypes, bytes and shards, and checks every thinker tensor against the config.\n"
            "A problem is reported on one line and the exit status is 1.\n\n"
-           "  --json   print one JSON object instead of text\n");
+           "  --json      print one JSON object instead of text\n"
+           "  --backend   also say which matrix-product backend and instruction set this machine\n"
+           "              gets (the run-time choice of `auto`: oneDNN where it has bf16, else OpenBLAS)\n");
 }
 
 /* "8.93B", "635.0M", "12.3K", "17" */
@@ -191,12 +194,21 @@ int avl_cmd_inspect(int argc, char **argv)
         return 0;
     }
     const char *dir = NULL;
-    bool json = false;
+    bool json = false, backend = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = true;
+        else if (!strcmp(argv[i], "--backend")) backend = true;
         else if (argv[i][0] == '-') return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
         else if (dir) return cli_usage_error(cmd, "one checkpoint folder, please (got '%s' and '%s')", dir, argv[i]);
         else dir = argv[i];
+    }
+    if (backend) {
+        char desc[512];
+        avl_status brc = avl_backend_describe(NULL, desc, sizeof desc);
+        if (brc) return cli_fail(cmd, brc);
+        if (json && !dir) printf("{\"backend\": \"%s\"}\n", desc);
+        else if (!json) printf("backend: %s\n", desc);
+        if (!dir) return 0;
     }
     if (!dir) return cli_usage_error(cmd, "which checkpoint folder?");
     avl_checkpoint *ck;
