@@ -20,6 +20,7 @@
 
 #include "avlens/status.h"
 /* AVL_INCLUDES: one line per public header, kept sorted */
+#include "avlens/dataset.h"
 #include "avlens/safetensors.h"
 #include "avlens/sequence.h"
 

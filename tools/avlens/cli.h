@@ -24,6 +24,8 @@ bool cli_wants_help(int argc, char **argv);
 bool cli_parse_int(const char *cmd, const char *flag, const char *s, long long *out);
 
 /* AVL_COMMANDS: one declaration per subcommand */
+int avl_cmd_merge(int argc, char **argv);
+int avl_cmd_report(int argc, char **argv);
 int avl_cmd_version(int argc, char **argv);
 
 #endif
