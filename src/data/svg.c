@@ -42,6 +42,11 @@ int avl__svg_ticks(double lo, double hi, int want, double *first, double *step)
     double m = raw / p;
     double s = m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10;
     s *= p;
+    /* never more than 12 ticks: step up along 1, 2, 5, 10, ... */
+    while ((hi - lo) / s > 11) {
+        double m2 = s / pow(10, floor(log10(s) + 1e-9));
+        s = m2 < 1.5 ? s * 2 : m2 < 3.5 ? s * 2.5 : s * 2;
+    }
     double f = ceil(lo / s - 1e-9) * s;
     int n = 0;
     for (double t = f; t <= hi + s * 1e-9 && n < 12; t += s) n++;
