@@ -36,6 +36,7 @@ typedef struct {
     char **cells;     /* row-major; row 0 is the header */
     int nrow, cap;
     char *note;       /* a line under the table */
+    bool detail;      /* long: folded away in the HTML page */
 } table;
 
 typedef struct {
@@ -152,22 +153,37 @@ static void table_md(const table *t, avl__sb *o)
     avl__sb_puts(o, "\n");
 }
 
+static bool numeric(const char *s)
+{
+    if (!strcmp(s, "-") || !strcmp(s, "n/a")) return true;
+    char *end;
+    strtod(s, &end);
+    return end != s && *end == '\0';
+}
+
 static void table_html(const table *t, avl__sb *o)
 {
-    avl__sb_puts(o, "<h3>");
-    avl__sb_put_xml(o, t->title);
-    avl__sb_puts(o, "</h3>\n<table>\n");
+    if (t->detail) {
+        avl__sb_puts(o, "<details>\n<summary>");
+        avl__sb_put_xml(o, t->title);
+        avl__sb_printf(o, " (%d rows)</summary>\n<table>\n", t->nrow - 1);
+    } else {
+        avl__sb_puts(o, "<h3>");
+        avl__sb_put_xml(o, t->title);
+        avl__sb_puts(o, "</h3>\n<table>\n");
+    }
     for (int r = 0; r < t->nrow; r++) {
         avl__sb_puts(o, "<tr>");
         for (int c = 0; c < t->ncol; c++) {
             const char *tag = r == 0 ? "th" : "td";
-            avl__sb_printf(o, "<%s%s>", tag, c > 0 && r > 0 ? " class=\"num\"" : "");
+            avl__sb_printf(o, "<%s%s>", tag, r > 0 && numeric(cell(t, r, c)) ? " class=\"num\"" : "");
             avl__sb_put_xml(o, cell(t, r, c));
             avl__sb_printf(o, "</%s>", tag);
         }
         avl__sb_puts(o, "</tr>\n");
     }
     avl__sb_puts(o, "</table>\n");
+    if (t->detail) avl__sb_puts(o, "</details>\n");
     if (t->note) {
         avl__sb_puts(o, "<p class=\"note\">");
         avl__sb_put_xml(o, t->note);
@@ -518,6 +534,7 @@ static void trace_tables(report *r)
     const char *h[10] = {"model | site | corruption", "dominance", "token set", "N", "layer_start", "layer_end", "samples",
                          "IE_clean", "IE_corr", "#tokens"};
     table_row(&r->ts, all, h);
+    if (all) all->detail = true;
     for (int64_t i = 0; i < tc->n; i++) {
         trace_cell *c = &tc->c[i];
         char b[7][32];
@@ -716,12 +733,13 @@ static avl_status layer_window_figures(report *r, const char *out, figures *fs)
                 ser[k].y = ys[which][k];
             }
             char title[600], file[64], cap[700];
-            snprintf(title, sizeof title, "%s, %s-dominant: %s by layer window", c->group, c->dominance,
-                     which ? "IE_corr" : "IE_clean");
+            snprintf(title, sizeof title, "%s by patched layer window", which ? "IE_corr" : "IE_clean");
+            char sub[600];
+            snprintf(sub, sizeof sub, "%s, %s-dominant samples", c->group, c->dominance);
             snprintf(file, sizeof file, "layer_window_%d_%s.svg", fig, which ? "corr" : "clean");
             snprintf(cap, sizeof cap, "Mean %s (x100) when patching layers [l, l+w) from the first layer l of the window (App. B.1.4).",
                      which ? "IE_corr" : "IE_clean");
-            avl__svg_frame f = {title, "first layer of the patched window", which ? "IE_corr (x100)" : "IE_clean (x100)", 0, 0, true};
+            avl__svg_frame f = {title, "first layer of the patched window", which ? "IE_corr (x100)" : "IE_clean (x100)", 0, 0, true, sub};
             avl__sb svg = {0};
             avl__svg_line_chart(&svg, &f, ser, ns);
             rc = save_figure(fs, out, file, cap, &svg);
@@ -792,8 +810,9 @@ static avl_status mds_figure(report *r, const char *out, figures *fs)
     }
     if (rc == AVL_OK) {
         char title[400];
-        snprintf(title, sizeof title, "MDS per sink token, sample %s", jstr(o, "id", ""));
-        avl__svg_frame f = {title, "sink token (modality, position), by mean MDS", "MDS (video − audio share)", 0, 0, true};
+        snprintf(title, sizeof title, "sample %s; dots: each layer, bar: mean over layers", jstr(o, "id", ""));
+        avl__svg_frame f = {"MDS per sink token", "sink token (V: video, A: audio; position), ordered by mean MDS",
+                            "MDS (video − audio share)", 0, 0, true, title};
         const char *ln[2] = {"video sink", "audio sink"};
         const char *lc[2] = {avl__svg_modality_colour("video"), avl__svg_modality_colour("audio")};
         avl__sb svg = {0};
@@ -849,7 +868,8 @@ static avl_status sink_strip_figure(report *r, const char *out, figures *fs)
         }
     }
     if (rc == AVL_OK) {
-        avl__svg_frame f = {"Sink frequency along the token timeline", "position in the input sequence", NULL, 0, 0, false};
+        avl__svg_frame f = {"Sink frequency along the token timeline", "position in the input sequence", NULL, 0, 0, false,
+                            "one row per sample; band under each row: modality of the token"};
         avl__sb svg = {0};
         avl__svg_heat_strip(&svg, &f, rows, r->nsink_rows, max_count);
         rc = save_figure(fs, out, "sink_strip.svg", "Each row is one sample; a cell is shaded by the number of layers in which "
@@ -891,7 +911,8 @@ static const char CSS[] =
     "table{border-collapse:collapse;margin:.6em 0;font-size:.92em}th,td{padding:.3em .7em;border-bottom:1px solid #e4e4e4}"
     "th{background:#f4f4f4;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}\n"
     "tr:hover td{background:#fafafa}.note,.meta{color:#555;font-size:.9em}figure{margin:1.5em 0}"
-    "figure img{max-width:100%;height:auto;border:1px solid #eee}figcaption{color:#555;font-size:.9em}\n";
+    "figure img{max-width:100%;height:auto;border:1px solid #eee}figcaption{color:#555;font-size:.9em}\n"
+    "details{margin:1em 0}summary{cursor:pointer;font-weight:bold}\n";
 
 static avl_status write_html(report *r, const char *out, const figures *fs, const char *in)
 {
@@ -905,7 +926,8 @@ static avl_status write_html(report *r, const char *out, const figures *fs, cons
     avl__sb_printf(&h, "</code>; %lld failed sample%s. Tables are also in the CSV and Markdown files beside this page.</p>\n",
                    (long long)r->errors_total, r->errors_total == 1 ? "" : "s");
     if (r->ts.n) avl__sb_puts(&h, "<h2>Tables</h2>\n");
-    for (int i = 0; i < r->ts.n; i++) table_html(r->ts.t[i], &h);
+    for (int i = 0; i < r->ts.n; i++)
+        if (!r->ts.t[i]->detail) table_html(r->ts.t[i], &h);
     if (fs->n) avl__sb_puts(&h, "<h2>Figures</h2>\n");
     for (int i = 0; i < fs->n; i++) {
         avl__sb_puts(&h, "<figure>\n<img src=\"");
@@ -916,6 +938,11 @@ static avl_status write_html(report *r, const char *out, const figures *fs, cons
         avl__sb_put_xml(&h, fs->f[i].caption);
         avl__sb_puts(&h, "</figcaption>\n</figure>\n");
     }
+    bool any_detail = false;
+    for (int i = 0; i < r->ts.n; i++) any_detail |= r->ts.t[i]->detail;
+    if (any_detail) avl__sb_puts(&h, "<h2>All settings</h2>\n");
+    for (int i = 0; i < r->ts.n; i++)
+        if (r->ts.t[i]->detail) table_html(r->ts.t[i], &h);
     if (r->err_table) {
         avl__sb_puts(&h, "<h2>Failures</h2>\n");
         table_html(r->err_table, &h);

@@ -61,7 +61,7 @@ static void num(char *buf, size_t n, double v)
     snprintf(buf, n, "%.6g", v);
 }
 
-static void begin(avl__sb *o, double w, double h, const char *title)
+static void begin(avl__sb *o, double w, double h, const char *title, const char *subtitle)
 {
     avl__sb_printf(o,
                    "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
@@ -74,6 +74,11 @@ static void begin(avl__sb *o, double w, double h, const char *title)
     if (title && *title) {
         avl__sb_printf(o, "<text x=\"16\" y=\"26\" font-size=\"16\" font-weight=\"bold\" fill=\"#222222\">");
         avl__sb_put_xml(o, title);
+        avl__sb_puts(o, "</text>\n");
+    }
+    if (subtitle && *subtitle) {
+        avl__sb_printf(o, "<text x=\"16\" y=\"46\" font-size=\"12.5\" fill=\"#555555\">");
+        avl__sb_put_xml(o, subtitle);
         avl__sb_puts(o, "</text>\n");
     }
 }
@@ -135,8 +140,8 @@ static void legend_entry(avl__sb *o, double x, double y, const char *colour, con
 
 void avl__svg_line_chart(avl__sb *o, const avl__svg_frame *f, const avl__svg_series *s, int ns)
 {
-    double w = f->width > 0 ? f->width : 720, h = f->height > 0 ? f->height : 420;
-    area a = {72, 44, w - 190, h - 56, INFINITY, -INFINITY, INFINITY, -INFINITY};
+    double w = f->width > 0 ? f->width : 800, h = f->height > 0 ? f->height : 440;
+    area a = {72, 64, w - 220, h - 56, INFINITY, -INFINITY, INFINITY, -INFINITY};
     for (int k = 0; k < ns; k++)
         for (int i = 0; i < s[k].n; i++) {
             if (isfinite(s[k].y[i])) {
@@ -161,7 +166,7 @@ void avl__svg_line_chart(avl__sb *o, const avl__svg_frame *f, const avl__svg_ser
         a.xlo = c - 1;
         a.xhi = c + 1;
     }
-    begin(o, w, h, f->title);
+    begin(o, w, h, f->title, f->subtitle);
     y_axis(o, &a, f->ylabel, f->zero_line);
     char b[32];
     double xf, xs;
@@ -203,9 +208,9 @@ void avl__svg_strip_chart(avl__sb *o, const avl__svg_frame *f, const avl__svg_st
 {
     double colw = ncols > 40 ? 14 : ncols > 20 ? 20 : 30;
     double w = f->width > 0 ? f->width : fmax(520, 72 + 150 + colw * ncols);
-    double h = f->height > 0 ? f->height : 440;
-    area a = {72, 44, w - 150, h - 96, ymin, ymax, 0, ncols};
-    begin(o, w, h, f->title);
+    double h = f->height > 0 ? f->height : 470;
+    area a = {72, 64, w - 150, h - 110, ymin, ymax, 0, ncols};
+    begin(o, w, h, f->title, f->subtitle);
     y_axis(o, &a, f->ylabel, true);
     double step = (a.x1 - a.x0) / (ncols > 0 ? ncols : 1);
     for (int c = 0; c < ncols; c++) {
@@ -239,9 +244,9 @@ void avl__svg_strip_chart(avl__sb *o, const avl__svg_frame *f, const avl__svg_st
 void avl__svg_heat_strip(avl__sb *o, const avl__svg_frame *f, const avl__svg_heat_row *rows, int nrows, int max_count)
 {
     double w = f->width > 0 ? f->width : 900;
-    double rowh = 22, gap = 14, left = 150, right = 24, top = 48;
+    double rowh = 22, gap = 14, left = 150, right = 24, top = 66;
     double h = top + nrows * (rowh + gap) + 92;
-    begin(o, w, h, f->title);
+    begin(o, w, h, f->title, f->subtitle);
     if (max_count < 1) max_count = 1;
     double plotw = w - left - right;
     for (int r = 0; r < nrows; r++) {

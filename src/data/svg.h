@@ -28,6 +28,7 @@ typedef struct {
     const char *title, *xlabel, *ylabel;
     double width, height;  /* pixels; 0: 720 x 420 */
     bool zero_line;        /* draw y = 0 when the range crosses it */
+    const char *subtitle;  /* smaller grey line under the title, or NULL */
 } avl__svg_frame;
 
 void avl__svg_line_chart(avl__sb *out, const avl__svg_frame *f, const avl__svg_series *s, int ns);

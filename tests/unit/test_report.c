@@ -233,7 +233,7 @@ static void svg_pieces_escape_and_gaps(void **state)
 {
     double x[4] = {0, 1, 2, 3}, y[4] = {1, NAN, 2, 3};
     avl__svg_series s = {"a<b & \"c\"", x, y, 4};
-    avl__svg_frame f = {"T & <t>", "x", "y", 0, 0, true};
+    avl__svg_frame f = {"T & <t>", "x", "y", 0, 0, true, "sub & title"};
     avl__sb b = {0};
     avl__svg_line_chart(&b, &f, &s, 1);
     assert_false(b.failed);
