@@ -135,6 +135,10 @@ static avl_status rec_error(rec_ctx *c, avl_status code, const char *fmt, ...)
         snprintf(msg, sizeof msg, "%s: %s %lld (%s): %s", ds->name, unit, (long long)c->index, id, what);
     else
         snprintf(msg, sizeof msg, "%s: %s %lld: %s", ds->name, unit, (long long)c->index, what);
+    /* one line, whatever the record held: control characters (a newline in a quoted CSV
+     * field, say) print as '?' */
+    for (char *m = msg; *m; m++)
+        if ((unsigned char)*m < 0x20) *m = '?';
     if (ds->n_err == ds->cap_err) {
         int64_t nc = ds->cap_err ? ds->cap_err * 2 : 16;
         avl_dataset_error *ne = avl__realloc(ds->errors, (size_t)nc * sizeof *ne);
