@@ -44,3 +44,18 @@ bool cli_parse_int(const char *cmd, const char *flag, const char *s, long long *
     *out = v;
     return true;
 }
+
+void cli_progress_show(const char *line, bool redraw, bool final, void *user)
+{
+    (void)user;
+    if (redraw) fprintf(stderr, "\r%s\033[K%s", line, final ? "\n" : "");
+    else fprintf(stderr, "%s\n", line);
+    fflush(stderr);
+}
+
+long long cli_report_dataset_errors(const char *cmd, const avl_dataset *ds)
+{
+    long long n = avl_dataset_error_count(ds);
+    for (long long i = 0; i < n; i++) fprintf(stderr, "avlens %s: warning: %s\n", cmd, avl_dataset_error_at(ds, i)->message);
+    return n;
+}

@@ -23,6 +23,14 @@ bool cli_wants_help(int argc, char **argv);
 /* Parses a non-negative integer flag value; false (and a message) when it is not one. */
 bool cli_parse_int(const char *cmd, const char *flag, const char *s, long long *out);
 
+/* The progress callback of data-set commands (avl_progress_params.fn): redraws one line on a
+ * terminal ("\r" + line + clear to the end), else prints the line; both on stderr. */
+void cli_progress_show(const char *line, bool redraw, bool final, void *user);
+
+/* Prints each bad record of a manifest as "avlens <cmd>: warning: <message>" on stderr and
+ * returns how many there were (a data-set run goes on with the good samples). */
+long long cli_report_dataset_errors(const char *cmd, const avl_dataset *ds);
+
 /* AVL_COMMANDS: one declaration per subcommand */
 int avl_cmd_merge(int argc, char **argv);
 int avl_cmd_report(int argc, char **argv);
