@@ -327,6 +327,37 @@ static void timestamps(void **state)
     free(x);
 }
 
+static void alloc_failures(void **state)
+{
+    const char *d = avl_test_dir("records_fault");
+    char js[512];
+    for (int64_t n = 1; n < 2000; n++) {
+        avl__alloc_fail_after(n);
+        avl_records_params p = avl_records_default_params();
+        p.dir = d;
+        p.analysis = "trace";
+        avl_records *r = NULL;
+        int rc = avl_records_open(&p, &r);
+        for (int i = 0; rc == AVL_OK && i < 40; i++) {
+            record_json(js, sizeof js, i);
+            char id[64];
+            id_of(id, sizeof id, i);
+            if (!avl_records_done(r, id)) rc = avl_records_append(r, js);
+        }
+        avl_records_close(r);
+        avl_merge_summary s;
+        if (rc == AVL_OK) {
+            char out[1100];
+            snprintf(out, sizeof out, "%s/m", d);
+            rc = avl_records_merge(d, out, &s);
+        }
+        int64_t used = avl__alloc_fail_after(0);
+        if (rc == AVL_OK && used < n) return;
+        if (rc != AVL_OK && rc != AVL_E_NOMEM) fail_msg("allocation %lld: status %d: %s", (long long)n, rc, avl_last_error());
+    }
+    fail_msg("more than 2000 allocations?");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +365,7 @@ int main(void)
         cmocka_unit_test(resume_after_kill),             cmocka_unit_test(unterminated_but_complete_tail),
         cmocka_unit_test(errors_retry_lock_args),        cmocka_unit_test(merge_equals_unsharded),
         cmocka_unit_test(merge_conflicts_latest_wins),   cmocka_unit_test(timestamps),
+        cmocka_unit_test(alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -251,10 +251,31 @@ static void svg_pieces_escape_and_gaps(void **state)
     assert_string_equal(avl__svg_modality_colour("audio"), "#D55E00");
 }
 
+static void alloc_failures(void **state)
+{
+    /* every allocation failure: AVL_E_NOMEM, no crash, no leak (ASan checks the leaks) */
+    char in[1024], out[1100];
+    snprintf(in, sizeof in, "%s", avl_test_dir("report_fault_in"));
+    snprintf(out, sizeof out, "%s/../report_fault_out", in);
+    make_records(in);
+    for (int64_t n = 1; n < 5000; n++) {
+        avl__alloc_fail_after(n);
+        int rc = avl_report_write(in, out, NULL);
+        int64_t used = avl__alloc_fail_after(0);
+        if (rc == AVL_OK) {
+            if (used < n) return;
+            continue;
+        }
+        if (rc != AVL_E_NOMEM) fail_msg("allocation %lld: status %d: %s", (long long)n, rc, avl_last_error());
+    }
+    fail_msg("the report needs more than 5000 allocations?");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hand_computed_tables),
+        cmocka_unit_test(alloc_failures),
         cmocka_unit_test(no_records),
         cmocka_unit_test(ticks),
         cmocka_unit_test(svg_pieces_escape_and_gaps),
