@@ -361,7 +361,8 @@ static avl_status commit(rec_ctx *c)
     if (rc != AVL_OK) return rc;
     int64_t *slot = slot_for(ds, s->id);
     if (*slot >= 0)
-        return rec_error(c, AVL_E_FORMAT, "duplicate id (first at record %lld)", (long long)ds->samples[*slot].index);
+        return rec_error(c, AVL_E_FORMAT, "duplicate id (first at %s %lld)", ds->format == AVL_MANIFEST_CSV ? "row" : "record",
+                         (long long)ds->samples[*slot].index);
     if (ds->n == ds->cap) {
         int64_t nc = ds->cap ? ds->cap * 2 : 64;
         avl_sample *ns = avl__realloc(ds->samples, (size_t)nc * sizeof *ns);
@@ -940,9 +941,10 @@ static avl_status load_csv(avl_dataset *ds, const char *d, size_t n, const avl_d
     int id_col = 0, label_col = 1;
     int64_t index = 0;
     bool first = true;
+    const char *hdr[16] = {0}; /* column names of a headed CSV */
+    bool headed = false;
     for (;;) {
         const char *f[16];
-        size_t row_start = pos;
         int nf = csv_row(&ds->pool, d, n, &pos, f, 16);
         if (nf == 0) break;
         if (nf == -2) {
@@ -967,10 +969,11 @@ static avl_status load_csv(avl_dataset *ds, const char *d, size_t n, const avl_d
             if (hid >= 0 && hlab >= 0) {
                 id_col = hid;
                 label_col = hlab;
+                headed = true;
+                for (int k = 0; k < nf && k < 16; k++) hdr[k] = f[k];
                 continue;
             }
         }
-        (void)row_start;
         rec_ctx c;
         rec_init(&c, ds, p, index++);
         if (nf > id_col && f[id_col][0]) c.id_hint = f[id_col];
@@ -1010,6 +1013,55 @@ static avl_status load_csv(avl_dataset *ds, const char *d, size_t n, const avl_d
             if ((rc = rec_error(&c, AVL_E_FORMAT, "file name gives no usable id")) != AVL_OK) break;
             continue;
         }
+        /* the other columns, by header name (or "colK") */
+        json_t *extra = NULL;
+        if (nf > 2) {
+            if (!(extra = json_object())) {
+                rc = avl__err(AVL_E_NOMEM, "%s: out of memory", ds->name);
+                break;
+            }
+            for (int k = 0; k < nf && k < 16; k++) {
+                if (k == id_col || k == label_col) continue;
+                char key[16];
+                snprintf(key, sizeof key, "col%d", k);
+                json_object_set_new(extra, hdr[k] && *hdr[k] ? hdr[k] : key, json_string(f[k]));
+            }
+        }
+        int64_t prev = headed ? avl_dataset_find(ds, c.s.id) : -1;
+        if (prev >= 0) {
+            /* a multi-label table (vggsounder.csv: one row per clip and label): the later
+             * labels of a clip join its sample as "more_labels" */
+            avl_sample *ps = &ds->samples[prev];
+            json_t *pe = json_loads(ps->extra_json, 0, NULL);
+            json_t *item = extra ? json_copy(extra) : json_object();
+            json_t *more = pe ? json_object_get(pe, "more_labels") : NULL;
+            if (pe && !more && json_object_set_new(pe, "more_labels", json_array()) == 0) more = json_object_get(pe, "more_labels");
+            char *t = NULL;
+            if (pe && item && more && json_object_set_new(item, "label", json_string(label)) == 0 &&
+                json_array_append(more, item) == 0)
+                t = json_dumps(pe, JSON_COMPACT);
+            json_decref(item);
+            json_decref(pe);
+            json_decref(extra);
+            const char *stored = t ? avl__pool_strdup(&ds->pool, t) : NULL;
+            free(t);
+            if (!stored) {
+                rc = avl__err(AVL_E_NOMEM, "%s: out of memory", ds->name);
+                break;
+            }
+            ps->extra_json = stored;
+            continue;
+        }
+        if (extra) {
+            char *t = json_dumps(extra, JSON_COMPACT);
+            json_decref(extra);
+            c.s.extra_json = t ? avl__pool_strdup(&ds->pool, t) : NULL;
+            free(t);
+            if (!c.s.extra_json) {
+                rc = avl__err(AVL_E_NOMEM, "%s: out of memory", ds->name);
+                break;
+            }
+        }
         if (cl.n) {
             int64_t li = -1;
             for (int64_t k = 0; k < cl.n && li < 0; k++)
@@ -1021,24 +1073,6 @@ static avl_status load_csv(avl_dataset *ds, const char *d, size_t n, const avl_d
             if ((rc = csv_options(&c, &cl, li)) != AVL_OK) break;
         } else {
             c.s.label_name = c.s.original_label;
-        }
-        if (nf > 2) {
-            /* the other columns of a headed CSV would need their names: keep them by position */
-            json_t *extra = json_object();
-            for (int k = 0; extra && k < nf && k < 16; k++) {
-                if (k == id_col || k == label_col) continue;
-                char key[16];
-                snprintf(key, sizeof key, "col%d", k);
-                json_object_set_new(extra, key, json_string(f[k]));
-            }
-            char *t = extra ? json_dumps(extra, JSON_COMPACT) : NULL;
-            json_decref(extra);
-            c.s.extra_json = t ? avl__pool_strdup(&ds->pool, t) : NULL;
-            free(t);
-            if (!c.s.extra_json) {
-                rc = avl__err(AVL_E_NOMEM, "%s: out of memory", ds->name);
-                break;
-            }
         }
         if ((rc = commit(&c)) != AVL_OK) break;
     }

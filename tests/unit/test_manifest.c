@@ -232,12 +232,24 @@ static void csv_quoting_and_crlf(void **state)
     assert_non_null(strstr(avl_dataset_error_at(ds, 0)->message, "q.csv: row 2 (c_000003.mp4): wants a file name and a label"));
     avl_dataset_free(ds);
 
-    text = "video_id,label,modality\n--i-y1v8Hy8_000000,child singing,AV\n";
+    /* vggsounder.csv's layout: a header, one row per (clip, label) */
+    text = "video_id,label,modality\n--i-y1v8Hy8_000000,child singing,AV\n-0BIyqJj9ZU_000030,baby laughter,A\n"
+           "--i-y1v8Hy8_000000,\"child speech, kid speaking\",V\n";
     assert_int_equal(avl_dataset_load_memory(text, strlen(text), "h.csv", NULL, &ds), AVL_OK);
-    assert_int_equal(avl_dataset_count(ds), 1);
+    assert_int_equal(avl_dataset_count(ds), 2);
+    assert_int_equal(avl_dataset_error_count(ds), 0);
     assert_string_equal(avl_dataset_at(ds, 0)->id, "--i-y1v8Hy8_000000");
     assert_string_equal(avl_dataset_at(ds, 0)->video_path, "--i-y1v8Hy8_000000.mp4");
-    assert_string_equal(avl_dataset_at(ds, 0)->extra_json, "{\"col2\":\"AV\"}");
+    assert_string_equal(avl_dataset_at(ds, 0)->label_name, "child singing");
+    assert_string_equal(avl_dataset_at(ds, 0)->extra_json,
+                        "{\"modality\":\"AV\",\"more_labels\":[{\"modality\":\"V\",\"label\":\"child speech, kid speaking\"}]}");
+    assert_string_equal(avl_dataset_at(ds, 1)->extra_json, "{\"modality\":\"A\"}");
+    avl_dataset_free(ds);
+    /* without a header a repeated id is a duplicate */
+    text = "a_1.mp4,x\na_1.mp4,y\n";
+    assert_int_equal(avl_dataset_load_memory(text, strlen(text), "d.csv", NULL, &ds), AVL_OK);
+    assert_int_equal(avl_dataset_count(ds), 1);
+    assert_non_null(strstr(avl_dataset_error_at(ds, 0)->message, "d.csv: row 1 (a_1): duplicate id (first at row 0)"));
     avl_dataset_free(ds);
 
     text = "a_1.mp4,x\nb_2.mp4,\"unterminated\n";

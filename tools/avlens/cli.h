@@ -27,11 +27,12 @@ bool cli_parse_int(const char *cmd, const char *flag, const char *s, long long *
  * terminal ("\r" + line + clear to the end), else prints the line; both on stderr. */
 void cli_progress_show(const char *line, bool redraw, bool final, void *user);
 
-/* Prints each bad record of a manifest as "avlens <cmd>: warning: <message>" on stderr and
- * returns how many there were (a data-set run goes on with the good samples). */
+/* Prints the bad records of a manifest as "avlens <cmd>: warning: <message>" on stderr (the
+ * first 20, then a count) and returns how many there were (a data-set run goes on with the good samples). */
 long long cli_report_dataset_errors(const char *cmd, const avl_dataset *ds);
 
 /* AVL_COMMANDS: one declaration per subcommand */
+int avl_cmd_manifest(int argc, char **argv);
 int avl_cmd_merge(int argc, char **argv);
 int avl_cmd_report(int argc, char **argv);
 int avl_cmd_version(int argc, char **argv);

@@ -14,6 +14,7 @@ typedef struct {
 
 static const command commands[] = {
     /* AVL_COMMAND_TABLE: one line per subcommand, alphabetical after demo */
+    {"manifest", avl_cmd_manifest, "check a data-set manifest and list its samples"},
     {"merge", avl_cmd_merge, "fold the shard files of each analysis into one"},
     {"report", avl_cmd_report, "tables, figures and report.html from records"},
     {"version", avl_cmd_version, "print the version and the libraries built in"},
