@@ -503,6 +503,22 @@ static avl_status write_merged(const avl__recset *s, const char *folder)
     return rc;
 }
 
+/* In-place merge deletes shard files: refuse while a run still holds one (its writer's flock). */
+static avl_status check_unlocked(const char *folder, const avl__recset *s)
+{
+    for (int64_t k = 0; k < s->n_files; k++) {
+        char *p = avl__path_join(folder, s->files[k]);
+        if (!p) return avl__err(AVL_E_NOMEM, "merge: out of memory");
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        bool busy = fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) != 0;
+        if (fd >= 0) close(fd);
+        avl_status rc = busy ? avl__err(AVL_E_IO, "%s: a run is still writing this shard; merge in place after it ends", p) : AVL_OK;
+        avl__free(p);
+        if (rc != AVL_OK) return rc;
+    }
+    return AVL_OK;
+}
+
 static bool same_folder(const char *a, const char *b)
 {
     struct stat x, y;
@@ -540,7 +556,8 @@ avl_status avl_records_merge(const char *in, const char *out, avl_merge_summary 
                 sum.duplicates += s.duplicates;
                 sum.conflicts += s.conflicts;
                 sum.torn += s.torn;
-                rc = avl__mkdirs(dst);
+                rc = in_place ? check_unlocked(src, &s) : AVL_OK;
+                if (rc == AVL_OK) rc = avl__mkdirs(dst);
                 if (rc == AVL_OK) rc = write_merged(&s, dst);
                 for (int64_t k = 0; rc == AVL_OK && in_place && k < s.n_files; k++) {
                     if (!strcmp(s.files[k], "shard-0-of-1.jsonl")) continue;

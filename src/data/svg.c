@@ -26,7 +26,7 @@ const char *avl__svg_modality_colour(const char *m)
     if (!strcmp(m, "audio")) return "#D55E00";
     if (!strcmp(m, "image")) return "#009E73";
     if (!strcmp(m, "special")) return "#444444";
-    return "#AAAAAA"; /* text */
+    return "#8C8C8C"; /* text: mid grey, still visible on the light row background */
 }
 
 int avl__svg_ticks(double lo, double hi, int want, double *first, double *step)

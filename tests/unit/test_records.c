@@ -262,7 +262,11 @@ static void merge_equals_unsharded(void **state)
     free(x);
     free(y);
 
-    /* in place: the shard files are replaced by the merged one */
+    /* in place: refused while a writer holds a shard, then the shard files are replaced by
+     * the merged one */
+    avl_records *w = open_rec(b, 1, SH, false);
+    AVL_EXPECT_ERROR(avl_records_merge(b, NULL, &sb), AVL_E_IO, "shard-1-of-4.jsonl: a run is still writing");
+    avl_records_close(w);
     assert_int_equal(avl_records_merge(b, NULL, &sb), AVL_OK);
     char p0[1200];
     snprintf(p0, sizeof p0, "%s/trace/shard-1-of-4.jsonl", b);
