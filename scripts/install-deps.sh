@@ -2,7 +2,9 @@
 # Installs every Debian package avlens needs to build, test and run its demo.
 # Idempotent: packages already present are not touched, and a machine that has them all
 # needs neither root nor network. Reference tools (tools/ref/, Python) have their own
-# optional list: pass --ref to add python3-torch, python3-numpy and python3-pil.
+# optional list: pass --ref to add python3-torch, python3-numpy and python3-pil. Looking at the report's
+# figures headless (docs/records.md) has its own optional list: pass --render to add chromium
+# and fonts-dejavu-core. Neither list is needed by the tests.
 set -euo pipefail
 
 pkgs=(
@@ -18,12 +20,16 @@ pkgs=(
   libpcre2-dev                      # the tokenizer's pre-tokeniser regex
   libutf8proc-dev                   # NFC normalisation
   libcmocka-dev                     # unit-test framework
+  libxml2-utils                     # xmllint: tests check the report's SVG/HTML are well-formed
   ffmpeg                            # tests synthesise clips with the CLI
   nodejs npm                        # tests run the JavaScript Qwen tokenizer as reference
 )
-if [ "${1:-}" = "--ref" ]; then
-  pkgs+=(python3 python3-numpy python3-torch python3-pil)
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --ref) pkgs+=(python3 python3-numpy python3-torch python3-pil) ;;
+    --render) pkgs+=(chromium fonts-dejavu-core) ;;  # headless screenshots of report.html
+  esac
+done
 
 missing=()
 for p in "${pkgs[@]}"; do

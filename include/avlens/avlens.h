@@ -27,6 +27,7 @@
 #include "avlens/media.h"
 #include "avlens/backend.h"
 #include "avlens/eval.h"
+#include "avlens/dataset.h"
 #include "avlens/safetensors.h"
 #include "avlens/sequence.h"
 #include "avlens/tokenizer.h"

@@ -44,3 +44,20 @@ bool cli_parse_int(const char *cmd, const char *flag, const char *s, long long *
     *out = v;
     return true;
 }
+
+void cli_progress_show(const char *line, bool redraw, bool final, void *user)
+{
+    (void)user;
+    if (redraw) fprintf(stderr, "\r%s\033[K%s", line, final ? "\n" : "");
+    else fprintf(stderr, "%s\n", line);
+    fflush(stderr);
+}
+
+long long cli_report_dataset_errors(const char *cmd, const avl_dataset *ds)
+{
+    long long n = avl_dataset_error_count(ds);
+    const long long shown = 20; /* a broken file must not bury the terminal */
+    for (long long i = 0; i < n && i < shown; i++) fprintf(stderr, "avlens %s: warning: %s\n", cmd, avl_dataset_error_at(ds, i)->message);
+    if (n > shown) fprintf(stderr, "avlens %s: warning: ... and %lld more bad records\n", cmd, n - shown);
+    return n;
+}

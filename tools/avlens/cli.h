@@ -23,6 +23,14 @@ bool cli_wants_help(int argc, char **argv);
 /* Parses a non-negative integer flag value; false (and a message) when it is not one. */
 bool cli_parse_int(const char *cmd, const char *flag, const char *s, long long *out);
 
+/* The progress callback of data-set commands (avl_progress_params.fn): redraws one line on a
+ * terminal ("\r" + line + clear to the end), else prints the line; both on stderr. */
+void cli_progress_show(const char *line, bool redraw, bool final, void *user);
+
+/* Prints the bad records of a manifest as "avlens <cmd>: warning: <message>" on stderr (the
+ * first 20, then a count) and returns how many there were (a data-set run goes on with the good samples). */
+long long cli_report_dataset_errors(const char *cmd, const avl_dataset *ds);
+
 /* AVL_COMMANDS: one declaration per subcommand */
 int avl_cmd_demo(int argc, char **argv);
 int avl_cmd_inspect(int argc, char **argv);
@@ -32,6 +40,9 @@ int avl_cmd_tokenize(int argc, char **argv);
 int avl_cmd_backend(int argc, char **argv);
 int avl_cmd_chair(int argc, char **argv);
 int avl_cmd_forward(int argc, char **argv);
+int avl_cmd_manifest(int argc, char **argv);
+int avl_cmd_merge(int argc, char **argv);
+int avl_cmd_report(int argc, char **argv);
 int avl_cmd_version(int argc, char **argv);
 
 #endif

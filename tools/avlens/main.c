@@ -16,13 +16,16 @@ static const command commands[] = {
     {"backend", avl_cmd_backend, "the matrix-product backend and instruction set used here"},
     {"chair", avl_cmd_chair, "object hallucination of captions: CHAIR_s, CHAIR_i, precision, recall, F1"},
     {"demo", avl_cmd_demo, "make a tiny model and show what avlens does with it"},
-    /* AVL_COMMAND_TABLE: one line per subcommand, alphabetical after demo */
     {"features", avl_cmd_features, "a clip (video, frames, audio) -> the model inputs, as safetensors"},
     {"forward", avl_cmd_forward, "one forward pass on HF processor tensors; write logits, hidden states"},
     {"inspect", avl_cmd_inspect, "summarise a checkpoint and check its tensors against its config"},
+    {"manifest", avl_cmd_manifest, "check a data-set manifest and list its samples"},
+    {"merge", avl_cmd_merge, "fold the shard files of each analysis into one"},
     {"mkmodel", avl_cmd_mkmodel, "write a tiny Qwen2.5-Omni checkpoint (HF layout, seeded weights)"},
+    {"report", avl_cmd_report, "tables, figures and report.html from records"},
     {"tokenize", avl_cmd_tokenize, "encode text, decode ids, render the chat template"},
     {"version", avl_cmd_version, "print the version and the libraries built in"},
+    /* AVL_COMMAND_TABLE: one line per subcommand, alphabetical */
 };
 
 static void log_to_stderr(avl_log_level level, const char *msg, void *user)

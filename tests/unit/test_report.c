@@ -1,0 +1,284 @@
+/* tests/unit/test_report.c: the report on tiny synthetic records whose numbers are worked out
+ * by hand (in the comments), the SVG writer's pieces, and well-formedness of every SVG and of
+ * report.html (a small XML checker here; xmllint too when it is installed). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "avl_test.h"
+#include "data/svg.h"
+
+static char *slurp(const char *path)
+{
+    char *b;
+    size_t n;
+    if (avl__read_file(path, &b, &n) != AVL_OK) fail_msg("%s", avl_last_error());
+    return b;
+}
+
+/* A minimal XML well-formedness check: balanced tags, quoted attributes, known entities.
+ * Returns NULL when fine, else a static description. */
+static const char *xml_check(const char *s)
+{
+    static char why[256];
+    const char *stack[256];
+    size_t lens[256];
+    int depth = 0, roots = 0;
+    for (const char *p = s; *p;) {
+        if (*p == '&') {
+            static const char *const ents[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&#39;"};
+            bool ok = false;
+            for (int k = 0; k < 5 && !ok; k++) ok = !strncmp(p, ents[k], strlen(ents[k]));
+            if (!ok) return snprintf(why, sizeof why, "bad entity at '%.20s'", p), why;
+            p++;
+            continue;
+        }
+        if (*p != '<') {
+            p++;
+            continue;
+        }
+        if (!strncmp(p, "<?", 2) || !strncmp(p, "<!", 2)) {
+            p = strchr(p, '>');
+            if (!p) return "unterminated declaration";
+            p++;
+            continue;
+        }
+        bool closing = p[1] == '/';
+        const char *name = p + (closing ? 2 : 1);
+        size_t nl = strcspn(name, " \t\n/>");
+        if (nl == 0) return snprintf(why, sizeof why, "empty tag name at '%.20s'", p), why;
+        const char *q = name + nl;
+        bool self = false;
+        while (*q && *q != '>') {
+            if (*q == '"' || *q == '\'') {
+                const char *e = strchr(q + 1, *q);
+                if (!e) return "unterminated attribute";
+                for (const char *c = q + 1; c < e; c++)
+                    if (*c == '<') return snprintf(why, sizeof why, "'<' in an attribute of <%.*s>", (int)nl, name), why;
+                q = e + 1;
+                continue;
+            }
+            if (*q == '=' && q[1] != '"' && q[1] != '\'') return snprintf(why, sizeof why, "unquoted attribute in <%.*s>", (int)nl, name), why;
+            if (*q == '/' && q[1] == '>') self = true;
+            q++;
+        }
+        if (!*q) return "unterminated tag";
+        if (closing) {
+            if (depth == 0 || lens[depth - 1] != nl || strncmp(stack[depth - 1], name, nl))
+                return snprintf(why, sizeof why, "</%.*s> does not close the open tag", (int)nl, name), why;
+            depth--;
+        } else if (!self) {
+            if (depth == 0) roots++;
+            if (depth == 256) return "too deep";
+            stack[depth] = name;
+            lens[depth] = nl;
+            depth++;
+        } else if (depth == 0) {
+            roots++;
+        }
+        p = q + 1;
+    }
+    if (depth) return snprintf(why, sizeof why, "<%.*s> is never closed", (int)lens[depth - 1], stack[depth - 1]), why;
+    if (roots != 1) return snprintf(why, sizeof why, "%d root elements", roots), why;
+    return NULL;
+}
+
+static void expect_well_formed(const char *path)
+{
+    char *x = slurp(path);
+    const char *why = xml_check(x);
+    if (why) fail_msg("%s: %s", path, why);
+    free(x);
+    if (system("command -v xmllint >/dev/null 2>&1") == 0) {
+        char cmd[1400];
+        snprintf(cmd, sizeof cmd, "xmllint --noout '%s'", path);
+        if (system(cmd) != 0) fail_msg("xmllint rejects %s", path);
+    }
+}
+
+static void write_shard(const char *dir, const char *analysis, const char *lines)
+{
+    char folder[1200], path[1300];
+    snprintf(folder, sizeof folder, "%s/%s", dir, analysis);
+    mkdir(folder, 0777);
+    snprintf(path, sizeof path, "%s/shard-0-of-1.jsonl", folder);
+    avl_test_write_file(path, lines, strlen(lines));
+}
+
+static void make_records(const char *in)
+{
+    write_shard(in, "dominance",
+                /* 3 ok: audio, video, neither. Acc. AV 3/3 = 100.0, A (K, C!=B, B!=A) 1/3 = 33.3, V (R!=K, B, A) 2/3 = 66.7 */
+                "{\"id\":\"s1\",\"analysis\":\"dominance\",\"status\":\"ok\",\"model\":\"tiny\",\"label\":\"K\",\"answers\":{\"av\":\"K\",\"a\":\"K\",\"v\":\"R\"},\"case\":\"audio\"}\n"
+                "{\"id\":\"s2\",\"analysis\":\"dominance\",\"status\":\"ok\",\"model\":\"tiny\",\"label\":\"B\",\"answers\":{\"av\":\"B\",\"a\":\"C\",\"v\":\"B\"},\"case\":\"video\"}\n"
+                "{\"id\":\"s3\",\"analysis\":\"dominance\",\"status\":\"ok\",\"model\":\"tiny\",\"label\":\"A\",\"answers\":{\"av\":\"A\",\"a\":\"B\",\"v\":\"A\"},\"case\":\"none\"}\n"
+                "{\"id\":\"s4\",\"analysis\":\"dominance\",\"status\":\"error\",\"code\":\"media error\",\"message\":\"s4.mp4: cannot decode\"}\n");
+    write_shard(in, "trace",
+                /* audio-dominant sink N=2: IE_clean (0.10+0.30)/2 = 20.00, IE_corr (0.05+0.15)/2 = 10.00, tokens 15.0
+                 * audio-dominant all: 60.00, 50.00, 110.0; video-dominant sink N=2: 20.00, 10.00, 4.0
+                 * windows, sink N=2, IE_clean: [0,2) (0.02+0.04)/2 = 3.00, [2,4) (0.08+0.10)/2 = 9.00 */
+                "{\"id\":\"t1\",\"analysis\":\"trace\",\"status\":\"ok\",\"model\":\"tiny\",\"dominance\":\"audio\",\"site\":\"before_attn\",\"corruption\":\"zero\",\"n_layers\":4,\"results\":["
+                "{\"set\":\"sink\",\"n\":2,\"layer_start\":0,\"layer_end\":4,\"n_tokens\":10,\"ie_clean\":0.10,\"ie_corr\":0.05},"
+                "{\"set\":\"all\",\"layer_start\":0,\"layer_end\":4,\"n_tokens\":100,\"ie_clean\":0.5,\"ie_corr\":0.4},"
+                "{\"set\":\"sink\",\"n\":2,\"layer_start\":0,\"layer_end\":2,\"n_tokens\":10,\"ie_clean\":0.02,\"ie_corr\":0.01},"
+                "{\"set\":\"sink\",\"n\":2,\"layer_start\":2,\"layer_end\":4,\"n_tokens\":10,\"ie_clean\":0.08,\"ie_corr\":0.03}]}\n"
+                "{\"id\":\"t2\",\"analysis\":\"trace\",\"status\":\"ok\",\"model\":\"tiny\",\"dominance\":\"audio\",\"site\":\"before_attn\",\"corruption\":\"zero\",\"n_layers\":4,\"results\":["
+                "{\"set\":\"sink\",\"n\":2,\"layer_start\":0,\"layer_end\":4,\"n_tokens\":20,\"ie_clean\":0.30,\"ie_corr\":0.15},"
+                "{\"set\":\"all\",\"layer_start\":0,\"layer_end\":4,\"n_tokens\":120,\"ie_clean\":0.7,\"ie_corr\":0.6},"
+                "{\"set\":\"sink\",\"n\":2,\"layer_start\":0,\"layer_end\":2,\"n_tokens\":20,\"ie_clean\":0.04,\"ie_corr\":0.03},"
+                "{\"set\":\"sink\",\"n\":2,\"layer_start\":2,\"layer_end\":4,\"n_tokens\":20,\"ie_clean\":0.10,\"ie_corr\":0.05}]}\n"
+                "{\"id\":\"t3\",\"analysis\":\"trace\",\"status\":\"ok\",\"model\":\"tiny\",\"dominance\":\"video\",\"site\":\"before_attn\",\"corruption\":\"zero\",\"n_layers\":4,\"results\":["
+                "{\"set\":\"sink\",\"n\":2,\"layer_start\":0,\"layer_end\":4,\"n_tokens\":4,\"ie_clean\":0.2,\"ie_corr\":0.1}]}\n"
+                "{\"id\":\"t4\",\"analysis\":\"trace\",\"status\":\"error\",\"code\":\"i/o error\",\"message\":\"x\"}\n");
+    write_shard(in, "mds",
+                /* video values -0.5, 0, 0.5, 1: median 0.25, IQR 0.625 - (-0.125) = 0.75, std sqrt(0.3125) = 0.559
+                 * audio: -0.2 only: median -0.2, IQR 0, std 0 */
+                "{\"id\":\"m1\",\"analysis\":\"mds\",\"status\":\"ok\",\"n_layers\":3,\"sinks\":[{\"pos\":3,\"modality\":\"video\",\"mds\":[-0.5,0,null]},"
+                "{\"pos\":10,\"modality\":\"audio\",\"mds\":[-0.2,null,null]}]}\n"
+                "{\"id\":\"m2\",\"analysis\":\"mds\",\"status\":\"ok\",\"n_layers\":3,\"sinks\":[{\"pos\":5,\"modality\":\"video\",\"mds\":[0.5,1]}]}\n");
+    write_shard(in, "sinks",
+                /* N=2: 3 sinks (0 text, 3 video, 10 audio); N=4: 1 (text) */
+                "{\"id\":\"k1\",\"analysis\":\"sinks\",\"status\":\"ok\",\"n_tokens\":20,\"n_layers\":4,"
+                "\"segments\":[{\"modality\":\"text\",\"start\":0,\"end\":3},{\"modality\":\"video\",\"start\":3,\"end\":9},"
+                "{\"modality\":\"audio\",\"start\":9,\"end\":15},{\"modality\":\"text\",\"start\":15,\"end\":20}],"
+                "\"freq\":[[0,4],[3,2],[10,1]],\"global\":{\"2\":[0,3,10],\"4\":[0]}}\n");
+}
+
+static void hand_computed_tables(void **state)
+{
+    char in[1024], out[1100];
+    snprintf(in, sizeof in, "%s", avl_test_dir("report_in"));
+    snprintf(out, sizeof out, "%s/../report_out", in);
+    make_records(in);
+    avl_report_params p = avl_report_default_params();
+    p.title = "Tiny <report> & co";
+    assert_int_equal(avl_report_write(in, out, &p), AVL_OK);
+    char path[1300];
+#define READ(name) (snprintf(path, sizeof path, "%s/%s", out, name), slurp(path))
+    char *x = READ("dominance.csv");
+    assert_string_equal(x, "model,samples,audio-dominant,video-dominant,neither,acc. AV (%),acc. A (%),acc. V (%)\n"
+                           "tiny,3,1,1,1,100.0,33.3,66.7\n");
+    free(x);
+    x = READ("trace_table_1.csv");
+    assert_non_null(strstr(x, "All,60.00,50.00,110.0,2,-,-,-,-\n"));
+    assert_non_null(strstr(x, "Sink (N=2),20.00,10.00,15.0,2,20.00,10.00,4.0,1\n"));
+    assert_true(strstr(x, "All,") < strstr(x, "Sink (N=2)")); /* the paper's row order */
+    free(x);
+    x = READ("trace.csv");
+    assert_non_null(strstr(x, "tiny | before_attn | zero,audio,sink,2,0,2,2,3.00,2.00,15.0\n"));
+    assert_non_null(strstr(x, "tiny | before_attn | zero,audio,sink,2,2,4,2,9.00,4.00,15.0\n"));
+    free(x);
+    x = READ("mds.csv");
+    assert_string_equal(x, "sink modality,samples,sinks,values,median,IQR,std\n"
+                           "video,2,2,4,0.250,0.750,0.559\n"
+                           "audio,2,1,1,-0.200,0.000,0.000\n");
+    free(x);
+    x = READ("sinks.csv");
+    assert_string_equal(x, "N,samples,sinks,video,audio,text/other\n2,1,3.0,1.0,1.0,1.0\n4,1,1.0,0.0,0.0,1.0\n");
+    free(x);
+    x = READ("errors.csv");
+    assert_non_null(strstr(x, "dominance,s4,media error,s4.mp4: cannot decode\n"));
+    assert_non_null(strstr(x, "trace,t4,i/o error,x\n"));
+    free(x);
+    x = READ("report.md");
+    assert_non_null(strstr(x, "| Sink (N=2) | 20.00 | 10.00 | 15.0 | 2 | 20.00 | 10.00 | 4.0 | 1 |\n"));
+    assert_non_null(strstr(x, "![mds_per_sink.svg](mds_per_sink.svg)"));
+    free(x);
+    x = READ("report.html");
+    assert_non_null(strstr(x, "<title>Tiny &lt;report&gt; &amp; co</title>"));
+    assert_non_null(strstr(x, "<img src=\"layer_window_1_clean.svg\""));
+    assert_non_null(strstr(x, "<img src=\"sink_strip.svg\""));
+    assert_non_null(strstr(x, "<td class=\"num\">0.559</td>"));
+    free(x);
+    static const char *const svgs[] = {"layer_window_1_clean.svg", "layer_window_1_corr.svg", "mds_per_sink.svg",
+                                       "sink_strip.svg", "report.html"};
+    for (size_t i = 0; i < sizeof svgs / sizeof svgs[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", out, svgs[i]);
+        expect_well_formed(path);
+    }
+    /* the layer-window curve passes through (0, 3.00) and (2, 9.00): check the polyline */
+    x = READ("layer_window_1_clean.svg");
+    assert_non_null(strstr(x, "<polyline"));
+    assert_non_null(strstr(x, ">Sink (N=2)</text>"));
+    free(x);
+#undef READ
+}
+
+static void no_records(void **state)
+{
+    const char *in = avl_test_dir("report_empty");
+    char out[1100];
+    snprintf(out, sizeof out, "%s/out", in);
+    AVL_EXPECT_ERROR(avl_report_write(in, out, NULL), AVL_E_NOTFOUND, "no records");
+    AVL_EXPECT_ERROR(avl_report_write("/nonexistent/in", out, NULL), AVL_E_IO, "/nonexistent/in");
+}
+
+static void ticks(void **state)
+{
+    double f, s;
+    int n = avl__svg_ticks(0, 1, 5, &f, &s);
+    assert_true(f == 0 && s == 0.2 && n == 6);
+    n = avl__svg_ticks(-0.37, 0.81, 5, &f, &s);
+    assert_true(s == 0.2);
+    assert_true(f > -0.37 - 1e-9 && f < -0.19);
+    n = avl__svg_ticks(3, 3, 5, &f, &s); /* degenerate range: widened */
+    assert_true(n >= 2);
+    n = avl__svg_ticks(0, 27, 8, &f, &s);
+    assert_true(s == 5 && n == 6);
+}
+
+static void svg_pieces_escape_and_gaps(void **state)
+{
+    double x[4] = {0, 1, 2, 3}, y[4] = {1, NAN, 2, 3};
+    avl__svg_series s = {"a<b & \"c\"", x, y, 4};
+    avl__svg_frame f = {"T & <t>", "x", "y", 0, 0, true, "sub & title"};
+    avl__sb b = {0};
+    avl__svg_line_chart(&b, &f, &s, 1);
+    assert_false(b.failed);
+    assert_null(xml_check(b.buf));
+    assert_non_null(strstr(b.buf, "a&lt;b &amp; &quot;c&quot;"));
+    /* the NaN splits the line in two polylines */
+    int polys = 0;
+    for (const char *p = b.buf; (p = strstr(p, "<polyline")); p++) polys++;
+    assert_int_equal(polys, 2);
+    avl__sb_free(&b);
+    avl__svg_line_chart(&b, &f, NULL, 0); /* no data: still a valid document */
+    assert_null(xml_check(b.buf));
+    avl__sb_free(&b);
+    assert_string_equal(avl__svg_modality_colour("video"), "#0072B2");
+    assert_string_equal(avl__svg_modality_colour("audio"), "#D55E00");
+}
+
+static void alloc_failures(void **state)
+{
+    /* every allocation failure: AVL_E_NOMEM, no crash, no leak (ASan checks the leaks) */
+    char in[1024], out[1100];
+    snprintf(in, sizeof in, "%s", avl_test_dir("report_fault_in"));
+    snprintf(out, sizeof out, "%s/../report_fault_out", in);
+    make_records(in);
+    for (int64_t n = 1; n < 5000; n++) {
+        avl__alloc_fail_after(n);
+        int rc = avl_report_write(in, out, NULL);
+        int64_t used = avl__alloc_fail_after(0);
+        if (rc == AVL_OK) {
+            if (used < n) return;
+            continue;
+        }
+        if (rc != AVL_E_NOMEM) fail_msg("allocation %lld: status %d: %s", (long long)n, rc, avl_last_error());
+    }
+    fail_msg("the report needs more than 5000 allocations?");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(hand_computed_tables),
+        cmocka_unit_test(alloc_failures),
+        cmocka_unit_test(no_records),
+        cmocka_unit_test(ticks),
+        cmocka_unit_test(svg_pieces_escape_and_gaps),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
