@@ -72,8 +72,12 @@ void avl__strmap_clear(avl__strmap *m)
     m->count = 0;
 }
 
-/* The slot holding key, or the empty slot where it would go (the table is never full). */
-static avl__strmap_slot *probe(const avl__strmap *m, const void *key, int64_t len, uint64_t h)
+/* The slot holding key, or the empty slot where it would go (the table is never full).
+ * Inlined: lookups are the tokenizer's hot path (a pre-token cache probe per piece). */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline avl__strmap_slot *probe(const avl__strmap *m, const void *key, int64_t len, uint64_t h)
 {
     size_t mask = (size_t)m->cap - 1;
     for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
