@@ -34,7 +34,7 @@ typedef struct {
 struct avl_chair {
     const avl_vocab *v;
     const avl_truth *t;
-    avl__wordmap group_ids; /* "method\x1f" "dataset" -> group */
+    avl__strmap group_ids; /* "method\x1f" "dataset" -> group */
     group *groups;
     int64_t n_groups, cap_groups;
     caption *caps;
@@ -74,7 +74,7 @@ void avl_chair_free(avl_chair *c)
         avl__free(c->groups[i].dataset);
     }
     avl__free(c->groups);
-    avl__wordmap_free(&c->group_ids);
+    avl__strmap_free(&c->group_ids);
     avl__free(c->def_method);
     avl__free(c->def_dataset);
     avl__free(c);
@@ -104,7 +104,7 @@ static avl_status find_group(avl_chair *c, const char *method, const char *datas
     memcpy(key, method, nm);
     key[nm] = '\x1f';
     memcpy(key + nm + 1, dataset, nd + 1);
-    int64_t *g = avl__wordmap_get(&c->group_ids, key);
+    int64_t *g = avl__strmap_findz(&c->group_ids, key);
     if (g) {
         *out = *g;
         avl__free(key);
@@ -127,7 +127,7 @@ static avl_status find_group(avl_chair *c, const char *method, const char *datas
         gr->dataset = avl__strdup(dataset);
         if (!gr->method || !gr->dataset) rc = avl__err(AVL_E_NOMEM, "chair: out of memory");
     }
-    if (!rc) rc = avl__wordmap_put(&c->group_ids, key, c->n_groups);
+    if (!rc) rc = avl__strmap_putz(&c->group_ids, key, c->n_groups);
     avl__free(key);
     if (rc) {
         if (gr) {
@@ -327,14 +327,14 @@ avl_status avl_chair_add_jsonl_text(avl_chair *c, const char *text, size_t len, 
         while (s < e && (text[s] == ' ' || text[s] == '\t' || text[s] == '\r')) s++;
         if (s == e) continue;
         json_error_t jerr;
-        avl__st_json_begin();
-        json_t *o = json_loadb(text + s, e - s, JSON_REJECT_DUPLICATES, &jerr);
-        if (!o) {
-            if (avl__st_json_oom()) return avl__err(AVL_E_NOMEM, "%s:%lld: out of memory while parsing JSON", label, (long long)line);
+        json_t *o;
+        avl_status rc = avl__json_loadb(text + s, e - s, JSON_REJECT_DUPLICATES, label, &o, &jerr);
+        if (rc == AVL_E_NOMEM)
+            return avl__err(AVL_E_NOMEM, "%s:%lld: out of memory while parsing JSON", label, (long long)line);
+        if (rc) {
             char b[72];
             return avl__err(AVL_E_FORMAT, "%s:%lld: bad JSON: %s", label, (long long)line, avl__clean(jerr.text, b));
         }
-        avl_status rc = AVL_OK;
         const char *id = NULL, *cap = NULL, *method = NULL, *dataset = NULL;
         char idbuf[32];
         if (!json_is_object(o)) {

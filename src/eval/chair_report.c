@@ -127,7 +127,7 @@ avl_status avl_chair_write_details(const avl_chair *c, const char *path)
     FILE *f;
     avl_status rc = open_out(path, &f);
     if (rc) return rc;
-    avl__st_json_begin();
+    avl__json_begin(); /* jansson allocates through avl__malloc */
     for (int64_t i = 0; i < avl_chair_caption_count(c); i++) {
         avl_chair_caption k;
         avl_chair_get_caption(c, i, &k);

@@ -1,5 +1,5 @@
-/* src/eval/eval_internal.h: what the CHAIR files share: a string -> integer hash map, the word
- * normaliser and the class table of the vocabulary. */
+/* src/eval/eval_internal.h: what the CHAIR files share: the word normaliser and the class table
+ * of the vocabulary (string maps are the shared src/base/strmap.h, keys copied). */
 #ifndef AVLENS_EVAL_INTERNAL_H
 #define AVLENS_EVAL_INTERNAL_H
 
@@ -9,19 +9,8 @@
 
 #include "avlens/eval.h"
 #include "base/internal.h"
-
-/* ---- string map (open addressing; keys copied) ---- */
-typedef struct {
-    char **keys;    /* (cap) NULL = empty slot */
-    int64_t *vals;  /* (cap) */
-    size_t cap, n;
-} avl__wordmap;
-
-void avl__wordmap_free(avl__wordmap *m);
-/* Pointer to the value of key, or NULL. */
-int64_t *avl__wordmap_get(const avl__wordmap *m, const char *key);
-/* Inserts or overwrites. AVL_E_NOMEM on failure (map unchanged). */
-avl_status avl__wordmap_put(avl__wordmap *m, const char *key, int64_t val);
+#include "base/json.h"
+#include "base/strmap.h"
 
 /* ---- normalisation ---- */
 /* One token of a text: its singular lower-case form and its byte span in the text. */
@@ -52,9 +41,5 @@ const char *avl__clean(const char *s, char buf[72]);
 
 /* Ids as clips are known by: a leading path and a media extension dropped (new string). */
 char *avl__clip_id(const char *id);
-
-/* Routes jansson's allocations through avl__malloc (see src/io/st_internal.h). */
-void avl__st_json_begin(void);
-bool avl__st_json_oom(void);
 
 #endif

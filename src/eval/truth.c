@@ -15,7 +15,7 @@ typedef struct {
 } clip;
 
 struct avl_truth {
-    avl__wordmap ids; /* clip id -> index into clips */
+    avl__strmap ids; /* clip id -> index into clips */
     clip *clips;
     int64_t n, cap;
     int64_t added; /* classes this truth added to a vocabulary */
@@ -36,7 +36,7 @@ void avl_truth_free(avl_truth *t)
         avl__free(t->clips[i].cls);
     }
     avl__free(t->clips);
-    avl__wordmap_free(&t->ids);
+    avl__strmap_free(&t->ids);
     avl__free(t);
 }
 
@@ -45,7 +45,7 @@ int64_t avl_truth_added_classes(const avl_truth *t) { return t ? t->added : 0; }
 
 bool avl__truth_get_clip(const avl_truth *t, const char *cid, const int64_t **cls, int64_t *n)
 {
-    int64_t *k = avl__wordmap_get(&t->ids, cid);
+    int64_t *k = avl__strmap_findz(&t->ids, cid);
     if (!k) return false;
     *cls = t->clips[*k].cls;
     *n = t->clips[*k].n;
@@ -59,7 +59,7 @@ bool avl_truth_get(const avl_truth *t, const char *id, const int64_t **cls, int6
     if (!t || !id) return false;
     char *cid = avl__clip_id(id);
     if (!cid) return false;
-    int64_t *k = avl__wordmap_get(&t->ids, cid);
+    int64_t *k = avl__strmap_findz(&t->ids, cid);
     avl__free(cid);
     if (!k) return false;
     *cls = t->clips[*k].cls;
@@ -77,7 +77,7 @@ static avl_status get_clip(avl_truth *t, const char *id, clip **out)
         char b[72];
         return avl__err(AVL_E_FORMAT, "clip id '%s' is empty once its path and extension are dropped", avl__clean(id, b));
     }
-    int64_t *k = avl__wordmap_get(&t->ids, cid);
+    int64_t *k = avl__strmap_findz(&t->ids, cid);
     if (k) {
         avl__free(cid);
         *out = &t->clips[*k];
@@ -93,7 +93,7 @@ static avl_status get_clip(avl_truth *t, const char *id, clip **out)
         t->clips = g;
         t->cap = nc;
     }
-    avl_status rc = avl__wordmap_put(&t->ids, cid, t->n);
+    avl_status rc = avl__strmap_putz(&t->ids, cid, t->n);
     if (rc) {
         avl__free(cid);
         return rc;
@@ -190,14 +190,13 @@ static avl_status add_json_value(avl_truth *t, avl_vocab *v, const char *label, 
 static avl_status add_json(avl_truth *t, avl_vocab *v, const char *text, size_t len, const char *label)
 {
     json_error_t jerr;
-    avl__st_json_begin();
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        if (avl__st_json_oom()) return avl__err(AVL_E_NOMEM, "%s: out of memory while parsing JSON", label);
+    json_t *root;
+    avl_status rc = avl__json_loadb(text, len, JSON_REJECT_DUPLICATES, label, &root, &jerr);
+    if (rc == AVL_E_NOMEM) return avl__err(AVL_E_NOMEM, "%s: out of memory while parsing JSON", label);
+    if (rc) {
         char b[72];
         return avl__err(AVL_E_FORMAT, "%s:%d: bad JSON: %s", label, jerr.line, avl__clean(jerr.text, b));
     }
-    avl_status rc = AVL_OK;
     if (json_is_object(root)) {
         const char *key;
         json_t *val;

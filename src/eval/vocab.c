@@ -17,9 +17,9 @@ struct avl_vocab {
     char **names;      /* (n) canonical names: normalised phrases */
     uint8_t *animal;   /* (n) 1 when "baby X" / "adult X" reduce to this class */
     int64_t n, cap;
-    avl__wordmap classes; /* canonical name -> class */
-    avl__wordmap phrases; /* normalised phrase -> 2 * class + label_only, -1 for an ignored phrase */
-    avl__wordmap where;   /* phrase -> (source << 32) | line of the line that set it */
+    avl__strmap classes; /* canonical name -> class */
+    avl__strmap phrases; /* normalised phrase -> 2 * class + label_only, -1 for an ignored phrase */
+    avl__strmap where;   /* phrase -> (source << 32) | line of the line that set it */
     int max_words;       /* longest phrase, in tokens */
     int64_t source;      /* counts the files added, to tell in-file conflicts */
 };
@@ -37,9 +37,9 @@ void avl_vocab_free(avl_vocab *v)
     for (int64_t i = 0; i < v->n; i++) avl__free(v->names[i]);
     avl__free(v->names);
     avl__free(v->animal);
-    avl__wordmap_free(&v->classes);
-    avl__wordmap_free(&v->phrases);
-    avl__wordmap_free(&v->where);
+    avl__strmap_free(&v->classes);
+    avl__strmap_free(&v->phrases);
+    avl__strmap_free(&v->where);
     avl__free(v);
 }
 
@@ -59,7 +59,7 @@ static int count_words(const char *phrase)
 
 avl_status avl__vocab_add_class(avl_vocab *v, const char *phrase, int64_t *cls)
 {
-    int64_t *p = avl__wordmap_get(&v->classes, phrase);
+    int64_t *p = avl__strmap_findz(&v->classes, phrase);
     if (p) {
         *cls = *p;
         return AVL_OK;
@@ -76,8 +76,8 @@ avl_status avl__vocab_add_class(avl_vocab *v, const char *phrase, int64_t *cls)
     }
     char *name = avl__strdup(phrase);
     if (!name) return avl__err(AVL_E_NOMEM, "vocabulary: out of memory");
-    avl_status rc = avl__wordmap_put(&v->classes, phrase, v->n);
-    if (!rc && !avl__wordmap_get(&v->phrases, phrase)) rc = avl__wordmap_put(&v->phrases, phrase, 2 * v->n);
+    avl_status rc = avl__strmap_putz(&v->classes, phrase, v->n);
+    if (!rc && !avl__strmap_findz(&v->phrases, phrase)) rc = avl__strmap_putz(&v->phrases, phrase, 2 * v->n);
     if (rc) {
         avl__free(name);
         return rc;
@@ -98,19 +98,19 @@ static bool dec_label(int64_t x) { return x >= 0 && x % 2; }
 static avl_status set_phrase(avl_vocab *v, const char *phrase, int64_t cls, bool label_only, const char *label,
                              int64_t line)
 {
-    int64_t *old = avl__wordmap_get(&v->phrases, phrase);
-    int64_t *wh = avl__wordmap_get(&v->where, phrase);
+    int64_t *old = avl__strmap_findz(&v->phrases, phrase);
+    int64_t *wh = avl__strmap_findz(&v->where, phrase);
     if (old && dec_cls(*old) == cls) {
         if (!label_only && dec_label(*old)) *old = enc(cls, false); /* a caption phrase too */
-        return wh ? AVL_OK : avl__wordmap_put(&v->where, phrase, (v->source << 32) | (line & 0xffffffff));
+        return wh ? AVL_OK : avl__strmap_putz(&v->where, phrase, (v->source << 32) | (line & 0xffffffff));
     }
     if (old && wh && (*wh >> 32) == v->source) {
         const char *owner = *old >= 0 ? v->names[dec_cls(*old)] : "@ignore";
         return avl__err(AVL_E_FORMAT, "%s:%lld: '%s' is already given to '%s' on line %lld", label,
                         (long long)line, phrase, owner, (long long)(*wh & 0xffffffff));
     }
-    avl_status rc = avl__wordmap_put(&v->phrases, phrase, enc(cls, label_only));
-    if (!rc) rc = avl__wordmap_put(&v->where, phrase, (v->source << 32) | (line & 0xffffffff));
+    avl_status rc = avl__strmap_putz(&v->phrases, phrase, enc(cls, label_only));
+    if (!rc) rc = avl__strmap_putz(&v->where, phrase, (v->source << 32) | (line & 0xffffffff));
     if (rc) return rc;
     int w = count_words(phrase);
     if (w > v->max_words) v->max_words = w;
@@ -161,7 +161,7 @@ static avl_status add_line(avl_vocab *v, char *line, const char *label, int64_t 
         } else if (kind == IGNORE) {
             rc = set_phrase(v, phrase, -1, false, label, ln);
         } else {
-            int64_t *c = avl__wordmap_get(&v->phrases, phrase);
+            int64_t *c = avl__strmap_findz(&v->phrases, phrase);
             if (!c || *c < 0)
                 rc = avl__err(AVL_E_FORMAT, "%s:%lld: @animal '%s' is not a class of the vocabulary (define it first)",
                               label, (long long)ln, phrase);
@@ -220,7 +220,7 @@ int64_t avl_vocab_lookup(const avl_vocab *v, const char *phrase)
     if (!v || !phrase) return -1;
     char *p;
     if (avl__normalize_phrase(phrase, &p)) return -1;
-    int64_t *c = avl__wordmap_get(&v->phrases, p);
+    int64_t *c = avl__strmap_findz(&v->phrases, p);
     avl__free(p);
     return c ? dec_cls(*c) : -1;
 }
@@ -240,7 +240,7 @@ static void longest(const avl_vocab *v, const avl__token *t, int64_t n, int64_t 
         if (k) buf[at++] = ' ';
         memcpy(buf + at, t[i + k].word, w + 1);
         at += w;
-        int64_t *c = avl__wordmap_get(&v->phrases, buf);
+        int64_t *c = avl__strmap_findz(&v->phrases, buf);
         if (c && (labels || !dec_label(*c))) {
             *len = k + 1;
             *cls = dec_cls(*c);

@@ -14,6 +14,7 @@
 
 #include "avlens/config.h"
 #include "base/internal.h"
+#include "base/json.h"
 
 /* Where we are while reading: the file label and the key path of the current object. */
 typedef struct {
@@ -355,11 +356,12 @@ avl_status avl_config_parse(const char *json, size_t len, const char *label, avl
     if (!json || !out) return avl__err(AVL_E_ARG, "avl_config_parse: NULL argument");
     if (!label) label = "config.json";
     json_error_t jerr;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
+    json_t *root;
+    avl_status rc = avl__json_loadb(json, len, JSON_REJECT_DUPLICATES, label, &root, &jerr);
+    if (rc == AVL_E_NOMEM) return rc;
+    if (rc)
         return avl__err(AVL_E_FORMAT, "%s: not valid JSON (line %d, column %d: %s)", label, jerr.line,
                         jerr.column, jerr.text);
-    avl_status rc = AVL_OK;
     avl_config_defaults(out);
     ctx c = {.label = label, .path = ""};
     json_t *mt;

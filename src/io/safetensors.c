@@ -46,7 +46,7 @@ struct avl_st_file {
     char *arena;             /* names, metadata keys and values, NUL-terminated */
     const char **meta;       /* (2 * nmeta,) key, value, key, value, ... */
     int64_t nmeta;
-    avl__st_map index;       /* name -> position in entries */
+    avl__strmap index;       /* name -> position in entries (keys borrowed from entries) */
 };
 
 /* ---- dtypes ---- */
@@ -235,11 +235,11 @@ static avl_status parse_file(avl_st_file *f)
     f->data = f->base + 8 + hn;
     f->data_len = (uint64_t)f->size - 8 - hn;
 
-    avl__st_json_begin();
     json_error_t jerr;
-    json_t *root = json_loadb((const char *)f->base + 8, (size_t)hn, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        if (avl__st_json_oom()) return avl__err(AVL_E_NOMEM, "%s: out of memory parsing the header", path);
+    json_t *root;
+    avl_status rc = avl__json_loadb((const char *)f->base + 8, (size_t)hn, JSON_REJECT_DUPLICATES, path, &root, &jerr);
+    if (rc == AVL_E_NOMEM) return avl__err(AVL_E_NOMEM, "%s: out of memory parsing the header", path);
+    if (rc) {
         switch (json_error_code(&jerr)) {
         case json_error_duplicate_key:
             return avl__err(AVL_E_FORMAT, "%s: duplicate tensor name in the header (%s)", path,
@@ -249,7 +249,6 @@ static avl_status parse_file(avl_st_file *f)
                             avl__st_quote(jerr.text, q, sizeof q), jerr.position);
         }
     }
-    avl_status rc = AVL_OK;
     if (!json_is_object(root)) {
         rc = avl__err(AVL_E_FORMAT, "%s: header is not a JSON object", path);
         goto done;
@@ -309,10 +308,15 @@ static avl_status parse_file(avl_st_file *f)
         if (far < 0 || e->end > f->entries[far].end) far = i;
     }
 
-    rc = avl__st_map_init(&f->index, (size_t)f->n);
-    for (int64_t i = 0; !rc && i < f->n; i++) rc = avl__st_map_put(&f->index, f->entries[i].name, i, NULL);
-    if (rc == AVL_E_NOMEM) rc = avl__err(AVL_E_NOMEM, "%s: out of memory indexing the tensors", path);
-    else if (rc) rc = avl__err(AVL_E_INTERNAL, "%s: duplicate name after JSON check", path);
+    rc = avl__strmap_init(&f->index, f->n, AVL__STRMAP_BORROW);
+    for (int64_t i = 0; !rc && i < f->n; i++) {
+        int64_t *at;
+        bool added;
+        rc = avl__strmap_emplacez(&f->index, f->entries[i].name, &at, &added);
+        if (rc) rc = avl__err(AVL_E_NOMEM, "%s: out of memory indexing the tensors", path);
+        else if (!added) rc = avl__err(AVL_E_INTERNAL, "%s: duplicate name after JSON check", path);
+        else *at = i;
+    }
 done:
     json_decref(root);
     return rc;
@@ -396,7 +400,7 @@ void avl_st_file_close(avl_st_file *f)
 {
     if (!f) return;
     if (f->mapped) munmap((void *)f->base, f->size);
-    avl__st_map_free(&f->index);
+    avl__strmap_free(&f->index);
     avl__free(f->entries);
     avl__free(f->meta);
     avl__free(f->arena);
@@ -436,7 +440,7 @@ avl_status avl_st_file_at(const avl_st_file *f, int64_t i, avl_tensor_view *out)
 avl_status avl_st_file_get(const avl_st_file *f, const char *name, avl_tensor_view *out)
 {
     if (!f || !name || !out) return avl__err(AVL_E_ARG, "avl_st_file_get: NULL argument");
-    int64_t i = avl__st_map_get(&f->index, name);
+    int64_t i = avl__strmap_getz(&f->index, name, -1);
     if (i < 0) {
         char q[AVL__ST_QN];
         return avl__err(AVL_E_NOTFOUND, "%s: no tensor '%s'", f->path, avl__st_quote(name, q, sizeof q));

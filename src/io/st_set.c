@@ -34,7 +34,7 @@ struct avl_st_set {
     st_ref *refs;        /* (n,) every tensor, in avl_st_at order */
     int64_t n;
     const char **names;  /* (n,) borrowed from the files; keys of index */
-    avl__st_map index;   /* name -> position in refs */
+    avl__strmap index;   /* name -> position in refs (keys borrowed from the files) */
     char *where;         /* the index or file path, for messages */
 };
 
@@ -45,7 +45,7 @@ void avl_st_close(avl_st_set *s)
     avl__free(s->files);
     avl__free(s->refs);
     avl__free(s->names);
-    avl__st_map_free(&s->index);
+    avl__strmap_free(&s->index);
     avl__free(s->where);
     avl__free(s);
 }
@@ -57,7 +57,7 @@ static avl_status build_index(avl_st_set *s, const char *where)
     for (int64_t i = 0; i < s->nfiles; i++) total += avl_st_file_count(s->files[i]);
     s->refs = avl__calloc((size_t)total, sizeof *s->refs);
     s->names = avl__calloc((size_t)total, sizeof *s->names);
-    if (!s->refs || !s->names || avl__st_map_init(&s->index, (size_t)total) != AVL_OK)
+    if (!s->refs || !s->names || avl__strmap_init(&s->index, total, AVL__STRMAP_BORROW) != AVL_OK)
         return avl__err(AVL_E_NOMEM, "%s: out of memory indexing the tensors", where);
     for (int64_t i = 0; i < s->nfiles; i++) {
         int64_t m = avl_st_file_count(s->files[i]);
@@ -65,15 +65,17 @@ static avl_status build_index(avl_st_set *s, const char *where)
             avl_tensor_view v;
             avl_status rc = avl_st_file_at(s->files[i], j, &v);
             if (rc) return rc;
-            int64_t old = -1;
-            rc = avl__st_map_put(&s->index, v.name, s->n, &old);
-            if (rc == AVL_E_NOMEM) return avl__err(rc, "%s: out of memory indexing the tensors", where);
-            if (rc) {
+            int64_t *at;
+            bool added;
+            rc = avl__strmap_emplacez(&s->index, v.name, &at, &added);
+            if (rc) return avl__err(rc, "%s: out of memory indexing the tensors", where);
+            if (!added) {
                 char q[AVL__ST_QN];
-                const avl_st_file *of = s->files[s->refs[old].file];
+                const avl_st_file *of = s->files[s->refs[*at].file];
                 return avl__err(AVL_E_FORMAT, "%s: tensor '%s' is in two shards, %s and %s", where,
                                 avl__st_quote(v.name, q, sizeof q), avl__st_file_path(of), v.file);
             }
+            *at = s->n;
             s->refs[s->n] = (st_ref){(int32_t)i, j};
             s->names[s->n] = v.name;
             s->n++;
@@ -206,7 +208,7 @@ static avl_status open_from_index(const char *ipath, json_t *root, avl_st_set **
     if (!rc) {
         json_object_foreach(wm, k, v) {
             const char *shard = json_string_value(v);
-            int64_t at = avl__st_map_get(&s->index, k);
+            int64_t at = avl__strmap_getz(&s->index, k, -1);
             const char **hit = bsearch(&shard, shards, nu, sizeof *shards, cmp_str);
             bool ok = at >= 0 && hit && (int32_t)(hit - shards) == s->refs[at].file;
             if (!ok) {
@@ -232,13 +234,13 @@ static avl_status open_index(const char *ipath, avl_st_set **out)
     size_t len;
     avl_status rc = avl__read_file(ipath, &text, &len);
     if (rc) return rc;
-    avl__st_json_begin();
     json_error_t jerr;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root;
+    rc = avl__json_loadb(text, len, JSON_REJECT_DUPLICATES, ipath, &root, &jerr);
     avl__free(text);
-    if (!root) {
+    if (rc) {
         char q[AVL__ST_QN];
-        if (avl__st_json_oom())
+        if (rc == AVL_E_NOMEM)
             return avl__err(AVL_E_NOMEM, "%s: out of memory parsing the index", ipath);
         if (json_error_code(&jerr) == json_error_duplicate_key)
             return avl__err(AVL_E_FORMAT, "%s: duplicate tensor name in the index (%s)", ipath,
@@ -295,7 +297,7 @@ avl_status avl_st_at(const avl_st_set *s, int64_t i, avl_tensor_view *out)
 avl_status avl_st_get(const avl_st_set *s, const char *name, avl_tensor_view *out)
 {
     if (!s || !name || !out) return avl__err(AVL_E_ARG, "avl_st_get: NULL argument");
-    int64_t i = avl__st_map_get(&s->index, name);
+    int64_t i = avl__strmap_getz(&s->index, name, -1);
     if (i < 0) {
         char q[AVL__ST_QN];
         return avl__err(AVL_E_NOTFOUND, "%s: no tensor '%s'", s->where, avl__st_quote(name, q, sizeof q));
@@ -305,5 +307,5 @@ avl_status avl_st_get(const avl_st_set *s, const char *name, avl_tensor_view *ou
 
 bool avl_st_has(const avl_st_set *s, const char *name)
 {
-    return s && name && avl__st_map_get(&s->index, name) >= 0;
+    return s && name && avl__strmap_getz(&s->index, name, -1) >= 0;
 }

@@ -39,7 +39,7 @@ typedef struct {
 struct avl_st_writer {
     wt_tensor *t; /* (n,) in insertion order */
     int64_t n, cap;
-    avl__st_map names; /* name -> position in t */
+    avl__strmap names; /* name -> position in t (keys borrowed: t[i].name) */
     char **meta;       /* (2 * nmeta,) key, value pairs, owned */
     int64_t nmeta, metacap;
 };
@@ -197,7 +197,7 @@ avl_status avl_st_writer_new(avl_st_writer **out)
     if (!out) return avl__err(AVL_E_ARG, "avl_st_writer_new: out is NULL");
     *out = avl__calloc(1, sizeof **out);
     if (!*out) return avl__err(AVL_E_NOMEM, "safetensors writer: out of memory");
-    return AVL_OK;
+    return avl__strmap_init(&(*out)->names, 0, AVL__STRMAP_BORROW); /* allocates nothing */
 }
 
 void avl_st_writer_free(avl_st_writer *w)
@@ -210,7 +210,7 @@ void avl_st_writer_free(avl_st_writer *w)
     avl__free(w->t);
     for (int64_t i = 0; i < 2 * w->nmeta; i++) avl__free(w->meta[i]);
     avl__free(w->meta);
-    avl__st_map_free(&w->names);
+    avl__strmap_free(&w->names);
     avl__free(w);
 }
 
@@ -240,7 +240,7 @@ avl_status avl_st_writer_add(avl_st_writer *w, const char *name, avl_dtype dtype
         return avl__err(AVL_E_ARG, "safetensors writer: tensor '%s' shape %s is too large", q,
                         avl__st_shape_str(ndim, shape, sh, sizeof sh));
     if (nbytes && !data) return avl__err(AVL_E_ARG, "safetensors writer: tensor '%s' has no data", q);
-    if (avl__st_map_get(&w->names, name) >= 0)
+    if (avl__strmap_findz(&w->names, name))
         return avl__err(AVL_E_ARG, "safetensors writer: duplicate tensor name '%s'", q);
 
     if (w->n == w->cap) {
@@ -254,7 +254,7 @@ avl_status avl_st_writer_add(avl_st_writer *w, const char *name, avl_dtype dtype
     memset(t, 0, sizeof *t);
     t->name = avl__strdup(name);
     t->data = avl__malloc((size_t)nbytes);
-    avl_status rc = (t->name && t->data) ? avl__st_map_put(&w->names, t->name, w->n, NULL) : AVL_E_NOMEM;
+    avl_status rc = (t->name && t->data) ? avl__strmap_putz(&w->names, t->name, w->n) : AVL_E_NOMEM;
     if (rc) {
         avl__free(t->name);
         avl__free(t->data);

@@ -88,7 +88,7 @@ static avl_status initial_symbols(const avl_tokenizer *tok, const uint8_t *s, si
     for (size_t i = 0; i < len;) {
         uint32_t cp;
         size_t k = (size_t)avl__utf8_decode(s + i, len - i, &cp);
-        int32_t id = avl__strmap_get(&tok->vocab, (const char *)s + i, (uint32_t)k);
+        int32_t id = avl__strmap_get(&tok->vocab, (const char *)s + i, k, -1);
         if (id >= 0) {
             if ((rc = idvec_push(out, id))) return rc;
         } else if (tok->byte_fallback) {
@@ -176,7 +176,7 @@ static bool cache_lookup(avl_tokenizer *tok, const char *s, size_t len, idvec *o
 {
     *rc = AVL_OK;
     pthread_mutex_lock(&tok->mu);
-    int32_t off = avl__strmap_get(&tok->cache, s, (uint32_t)len);
+    int32_t off = avl__strmap_get(&tok->cache, s, len, -1);
     if (off >= 0) {
         int32_t cnt = tok->cache_ids[off];
         for (int32_t i = 0; i < cnt && !*rc; i++) *rc = idvec_push(out, tok->cache_ids[off + 1 + i]);
@@ -193,7 +193,7 @@ static void cache_store(avl_tokenizer *tok, const char *s, size_t len, const int
         avl__strmap_clear(&tok->cache);
         tok->cache_keys_len = tok->cache_ids_len = 0;
     }
-    if (avl__strmap_get(&tok->cache, s, (uint32_t)len) >= 0) goto out;
+    if (avl__strmap_get(&tok->cache, s, len, -1) >= 0) goto out;
     if (tok->cache_keys_len + len > tok->cache_keys_cap || tok->cache_ids_len + (size_t)n + 1 > tok->cache_ids_cap) {
         /* the map holds pointers into cache_keys: never move it, start over instead */
         if (!tok->cache_keys) {
@@ -217,7 +217,7 @@ static void cache_store(avl_tokenizer *tok, const char *s, size_t len, const int
     char *k = tok->cache_keys + tok->cache_keys_len;
     memcpy(k, s, len);
     size_t off = tok->cache_ids_len;
-    if (avl__strmap_put(&tok->cache, k, (uint32_t)len, (int32_t)off)) goto out;
+    if (avl__strmap_put(&tok->cache, k, (int64_t)len, (int64_t)off)) goto out;
     tok->cache_keys_len += len;
     tok->cache_ids[off] = (int32_t)n;
     memcpy(tok->cache_ids + off + 1, ids, (size_t)n * sizeof *ids);
@@ -258,9 +258,9 @@ static avl_status enc_piece(void *user, const char *s, size_t len)
                     buf[o++] = (char)(0x80 | (cp & 0x3F));
                 }
             }
-            id = avl__strmap_get(&tok->vocab, buf, (uint32_t)o);
+            id = avl__strmap_get(&tok->vocab, buf, o, -1);
         } else if (!tok->byte_level) {
-            id = avl__strmap_get(&tok->vocab, s, (uint32_t)len);
+            id = avl__strmap_get(&tok->vocab, s, len, -1);
         }
         if (id >= 0) return idvec_push(&c->out, id);
     }
@@ -405,8 +405,8 @@ avl_status avl_tokenizer_token_id(const avl_tokenizer *tok, const char *token, i
 {
     if (!tok || !token || !id) return avl__err(AVL_E_ARG, "avl_tokenizer_token_id: NULL argument");
     uint32_t len = (uint32_t)strlen(token);
-    int32_t v = avl__strmap_get(&tok->added_map, token, len);
-    if (v < 0) v = avl__strmap_get(&tok->vocab, token, len);
+    int32_t v = avl__strmap_get(&tok->added_map, token, len, -1);
+    if (v < 0) v = avl__strmap_get(&tok->vocab, token, len, -1);
     if (v < 0) return avl__err(AVL_E_NOTFOUND, "%s: no token '%s'", tok->path, token);
     *id = v;
     return AVL_OK;

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "base/internal.h"
+#include "base/json.h"
 #include "io/tokenizer_internal.h"
 
 avl_chat_params avl_chat_default_params(void)
@@ -74,9 +75,10 @@ avl_status avl_chat_render(const char *messages_json, size_t len, const avl_chat
     if (!messages_json || !out) return avl__err(AVL_E_ARG, "avl_chat_render: NULL argument");
     avl_chat_params prm = p ? *p : avl_chat_default_params();
     json_error_t e;
-    json_t *msgs = json_loadb(messages_json, len, JSON_ALLOW_NUL, &e);
-    if (!msgs) return avl__err(AVL_E_FORMAT, "chat messages: not JSON: %s (line %d, column %d)", e.text, e.line, e.column);
-    avl_status rc = AVL_OK;
+    json_t *msgs;
+    avl_status rc = avl__json_loadb(messages_json, len, JSON_ALLOW_NUL, "chat messages", &msgs, &e);
+    if (rc == AVL_E_NOMEM) return rc;
+    if (rc) return avl__err(AVL_E_FORMAT, "chat messages: not JSON: %s (line %d, column %d)", e.text, e.line, e.column);
     sbuf b = {0};
     int image_n = 0, audio_n = 0, video_n = 0;
     if (!json_is_array(msgs)) {

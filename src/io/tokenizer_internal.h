@@ -3,7 +3,7 @@
  * Files: tokenizer_load.c (tokenizer.json / vocab.json + merges.txt -> this struct),
  * tokenizer_pretok.c (UTF-8 repair, added-token splitting, NFC, the Split regex),
  * tokenizer_bpe.c (merge loop, cache, encode, decode), tokenizer_chat.c (chat template),
- * tokenizer_map.c (the two hash maps).
+ * tokenizer_map.c (the merge-pair map; string maps are base/strmap.h, keys borrowed).
  */
 #ifndef AVLENS_IO_TOKENIZER_INTERNAL_H
 #define AVLENS_IO_TOKENIZER_INTERNAL_H
@@ -16,28 +16,7 @@
 #include <pcre2.h>
 
 #include "avlens/tokenizer.h"
-
-/* ---- string -> int32 map (open addressing; keys borrowed, owned by the caller) ---- */
-typedef struct {
-    const char *key;
-    uint32_t len;
-    int32_t value;
-    uint64_t hash;
-} avl__strmap_slot;
-
-typedef struct {
-    avl__strmap_slot *slots; /* (cap) ; key == NULL marks an empty slot */
-    size_t cap, count;
-} avl__strmap;
-
-uint64_t avl__tok_hash(const void *p, size_t n);
-avl_status avl__strmap_init(avl__strmap *m, size_t expect);
-void avl__strmap_free(avl__strmap *m);
-void avl__strmap_clear(avl__strmap *m);
-/* Inserts or overwrites; the key memory must outlive the map. */
-avl_status avl__strmap_put(avl__strmap *m, const char *key, uint32_t len, int32_t value);
-/* Returns the value, or -1 when absent (values are never negative). */
-int32_t avl__strmap_get(const avl__strmap *m, const char *key, uint32_t len);
+#include "base/strmap.h"
 
 /* ---- (id, id) -> (rank, merged id) map for merges ---- */
 typedef struct {

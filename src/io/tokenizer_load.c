@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "base/internal.h"
+#include "base/json.h"
 #include "io/tokenizer_internal.h"
 
 /* Ids beyond this are refused: a vocabulary of 16M entries is not a tokenizer we know, and a
@@ -59,7 +60,7 @@ static avl_status tok_new(const char *path, avl_tokenizer **out)
     pthread_mutex_init(&tok->mu, NULL);
     tok->unk_id = -1;
     tok->path = avl__strdup(path);
-    if (!tok->path || avl__strmap_init(&tok->cache, 1024)) {
+    if (!tok->path || avl__strmap_init(&tok->cache, 1024, AVL__STRMAP_BORROW)) {
         avl_tokenizer_free(tok);
         return avl__err(AVL_E_NOMEM, "%s: out of memory", path);
     }
@@ -109,8 +110,8 @@ static avl_status build_ids(avl_tokenizer *tok, const vocab_entry *v, int64_t nv
     tok->vocab_arena = avl__malloc(bytes + 1);
     if (!tok->id_str || !tok->id_len || !tok->id_kind || !tok->vocab_arena)
         return avl__err(AVL_E_NOMEM, "%s: out of memory for %d ids", tok->path, tok->n_ids);
-    avl_status rc = avl__strmap_init(&tok->vocab, (size_t)nv);
-    if (!rc) rc = avl__strmap_init(&tok->added_map, (size_t)tok->n_added);
+    avl_status rc = avl__strmap_init(&tok->vocab, nv, AVL__STRMAP_BORROW);
+    if (!rc) rc = avl__strmap_init(&tok->added_map, tok->n_added, AVL__STRMAP_BORROW);
     if (rc) return rc;
     char *a = tok->vocab_arena;
     for (int64_t i = 0; i < nv; i++) {
@@ -147,9 +148,9 @@ static avl_status build_ids(avl_tokenizer *tok, const vocab_entry *v, int64_t nv
             buf[1] = (char)(0x80 | (cp & 0x3F));
             k = 2;
         }
-        tok->byte_id[b] = avl__strmap_get(&tok->vocab, buf, k);
+        tok->byte_id[b] = avl__strmap_get(&tok->vocab, buf, k, -1);
         snprintf(buf, sizeof buf, "<0x%02X>", b);
-        tok->fallback_id[b] = avl__strmap_get(&tok->vocab, buf, 6);
+        tok->fallback_id[b] = avl__strmap_get(&tok->vocab, buf, 6, -1);
     }
     return AVL_OK;
 }
@@ -201,8 +202,8 @@ typedef struct {
 static avl_status add_merge(avl_tokenizer *tok, scratch *sc, int64_t rank, const char *a, size_t alen,
                             const char *b, size_t blen)
 {
-    int32_t ia = avl__strmap_get(&tok->vocab, a, (uint32_t)alen);
-    int32_t ib = avl__strmap_get(&tok->vocab, b, (uint32_t)blen);
+    int32_t ia = avl__strmap_get(&tok->vocab, a, alen, -1);
+    int32_t ib = avl__strmap_get(&tok->vocab, b, blen, -1);
     if (alen + blen + 1 > sc->cap) {
         size_t cap = (alen + blen + 1) * 2;
         char *p = avl__realloc(sc->buf, cap);
@@ -213,7 +214,7 @@ static avl_status add_merge(avl_tokenizer *tok, scratch *sc, int64_t rank, const
     memcpy(sc->buf, a, alen);
     memcpy(sc->buf + alen, b, blen);
     sc->buf[alen + blen] = '\0';
-    int32_t im = avl__strmap_get(&tok->vocab, sc->buf, (uint32_t)(alen + blen));
+    int32_t im = avl__strmap_get(&tok->vocab, sc->buf, alen + blen, -1);
     if (ia < 0 || ib < 0 || im < 0) {
         const char *which = ia < 0 ? a : ib < 0 ? b : sc->buf;
         int wl = (int)(ia < 0 ? alen : ib < 0 ? blen : alen + blen);
@@ -408,9 +409,11 @@ static avl_status load_json_path(const char *path, json_t **out)
     avl_status rc = avl__read_file(path, &text, &len);
     if (rc) return rc;
     json_error_t e;
-    json_t *j = json_loadb(text, len, JSON_ALLOW_NUL, &e);
+    json_t *j;
+    rc = avl__json_loadb(text, len, JSON_ALLOW_NUL, path, &j, &e);
     avl__free(text);
-    if (!j) return avl__err(AVL_E_FORMAT, "%s: not JSON: %s (line %d, column %d)", path, e.text, e.line, e.column);
+    if (rc == AVL_E_NOMEM) return rc;
+    if (rc) return avl__err(AVL_E_FORMAT, "%s: not JSON: %s (line %d, column %d)", path, e.text, e.line, e.column);
     *out = j;
     return AVL_OK;
 }
@@ -479,7 +482,7 @@ static avl_status load_tokenizer_json(const char *path, avl_tokenizer **out)
     }
     if ((rc = finish(tok, v, nv))) goto done;
     json_t *unk = json_object_get(model, "unk_token");
-    if (json_is_string(unk)) tok->unk_id = avl__strmap_get(&tok->vocab, json_string_value(unk), (uint32_t)json_string_length(unk));
+    if (json_is_string(unk)) tok->unk_id = avl__strmap_get(&tok->vocab, json_string_value(unk), json_string_length(unk), -1);
     rc = read_json_merges(tok, json_object_get(model, "merges"));
 done:
     avl__free(v);
