@@ -24,6 +24,7 @@
 #include "avlens/config.h"
 #include "avlens/mkmodel.h"
 #include "avlens/model.h"
+#include "avlens/prompt.h"
 #include "avlens/media.h"
 #include "avlens/backend.h"
 #include "avlens/eval.h"
