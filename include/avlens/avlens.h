@@ -30,6 +30,7 @@
 #include "avlens/eval.h"
 #include "avlens/safetensors.h"
 #include "avlens/sequence.h"
+#include "avlens/synth.h"
 #include "avlens/tokenizer.h"
 
 #define AVLENS_VERSION "0.1.0"

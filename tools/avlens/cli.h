@@ -26,7 +26,9 @@ bool cli_parse_int(const char *cmd, const char *flag, const char *s, long long *
 /* AVL_COMMANDS: one declaration per subcommand */
 int avl_cmd_demo(int argc, char **argv);
 int avl_cmd_inspect(int argc, char **argv);
+int avl_cmd_mkclip(int argc, char **argv);
 int avl_cmd_mkmodel(int argc, char **argv);
+int avl_cmd_run(int argc, char **argv);
 int avl_cmd_features(int argc, char **argv);
 int avl_cmd_tokenize(int argc, char **argv);
 int avl_cmd_backend(int argc, char **argv);

@@ -20,7 +20,9 @@ static const command commands[] = {
     {"features", avl_cmd_features, "a clip (video, frames, audio) -> the model inputs, as safetensors"},
     {"forward", avl_cmd_forward, "one forward pass on HF processor tensors; write logits, hidden states"},
     {"inspect", avl_cmd_inspect, "summarise a checkpoint and check its tensors against its config"},
+    {"mkclip", avl_cmd_mkclip, "write a synthetic clip: a coloured shape moving, a tone or noise"},
     {"mkmodel", avl_cmd_mkmodel, "write a tiny Qwen2.5-Omni checkpoint (HF layout, seeded weights)"},
+    {"run", avl_cmd_run, "a clip and a prompt -> the model's answer (and option probabilities)"},
     {"tokenize", avl_cmd_tokenize, "encode text, decode ids, render the chat template"},
     {"version", avl_cmd_version, "print the version and the libraries built in"},
 };
