@@ -374,7 +374,11 @@ int avl_cmd_run(int argc, char **argv)
     const avl_thinker_inputs *in = NULL;
 
     /* the answer words' token ids first: a bad --score is found before any work */
-    if ((rc = avl_tokenizer_load(model, &tok))) goto fail;
+    if ((rc = avl_tokenizer_load(model, &tok))) {
+        fprintf(stderr, "avlens run: %s: no usable tokenizer (tokenizer.json, or vocab.json + merges.txt): %s\n", model,
+                avl_last_error());
+        goto done;
+    }
     if (score_arg) {
         long n = split_list(score_arg, &sc.words);
         if (n < 0) {
@@ -404,17 +408,10 @@ int avl_cmd_run(int argc, char **argv)
     if (!avl_tokenizer_token_id(tok, "<|endoftext|>", &stops[n_stop])) n_stop++;
 
     double t0 = now();
-    avl_model_params mp = avl_model_default_params();
-    mp.backend = backend;
-    mp.threads = (int)threads;
-    if ((rc = avl_model_load(model, &mp, &m))) goto fail;
-    fprintf(stderr, "avlens run: model %s loaded in %.2f s (%s)\n", model, now() - t0, avl_model_backend(m));
-
     if (inputs) {
         if (!read_inputs(inputs, aiv, &fi)) goto done;
         in = &fi.in;
     } else {
-        t0 = now();
         avl_features_params fp = avl_features_default_params();
         fp.video.fps = fps;
         fp.list_fps = fps;
@@ -441,6 +438,16 @@ int avl_cmd_run(int argc, char **argv)
         if (f && f->input_features)
             fprintf(stderr, "avlens run: audio: %.2f s, %lld valid mel frames\n", (double)f->n_audio_samples / 16000.0,
                     (long long)f->n_valid_frames);
+    }
+    double t_feat = now() - t0;
+    t0 = now();
+    avl_model_params mp = avl_model_default_params();
+    mp.backend = backend;
+    mp.threads = (int)threads;
+    if ((rc = avl_model_load(model, &mp, &m))) goto fail;
+    fprintf(stderr, "avlens run: model %s loaded in %.2f s (%s)\n", model, now() - t0, avl_model_backend(m));
+
+    if (!inputs) {
         avl_prompt_params pp = avl_prompt_default_params();
         pp.system = system;
         pp.text = prompt;
@@ -448,7 +455,7 @@ int avl_cmd_run(int argc, char **argv)
         avl_seq_params sp = avl_model_seq_params(m);
         if ((rc = avl_prompt_build(tok, &sp, f, &pp, &pr))) goto fail;
         in = &pr->inputs;
-        fprintf(stderr, "avlens run: features in %.2f s; prompt %lld tokens (%lld video, %lld audio)\n", now() - t0,
+        fprintf(stderr, "avlens run: features in %.2f s; prompt %lld tokens (%lld video, %lld audio)\n", t_feat,
                 (long long)pr->n, (long long)pr->n_video_tokens, (long long)pr->n_audio_tokens);
     }
     if (dump) {
