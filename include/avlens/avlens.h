@@ -23,6 +23,7 @@
 #include "avlens/checkpoint.h"
 #include "avlens/config.h"
 #include "avlens/mkmodel.h"
+#include "avlens/answer.h"
 #include "avlens/model.h"
 #include "avlens/prompt.h"
 #include "avlens/media.h"

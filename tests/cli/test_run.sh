@@ -38,7 +38,7 @@ Q="What colour is the moving shape? Answer with A, B or C."
 "$cli" run --model m --video red.mp4 --use-audio-in-video --prompt "$Q" --max-new-tokens 6 >g1.txt 2>g1.err
 "$cli" run --model m --video red.mp4 --use-audio-in-video --prompt "$Q" --max-new-tokens 6 >g2.txt 2>/dev/null
 cmp -s g1.txt g2.txt && ok || bad "greedy answers differ: $(cat g1.txt) / $(cat g2.txt)"
-grep -q "prompt .* tokens (280 video, 51 audio)" g1.err && grep -q "prefill done" g1.err && grep -q "encoders in" g1.err \
+grep -q "prompt .* tokens (280 video, 51 audio)" g1.err && grep -q "prefill done" g1.err && grep -q "encoders done in" g1.err \
   && ok || bad "progress lines: $(cat g1.err)"
 [ "$(wc -l <g1.txt)" -eq 1 ] && ok || bad "answer is not one line: $(cat g1.txt)"
 

@@ -87,35 +87,11 @@ static long split_list(char *s, char ***items)
     return k + 1;
 }
 
-/* ---- --score ---- */
-
-typedef struct {
-    int n;              /* options */
-    char **words;
-    int32_t *ids;       /* (n, 2): first token of W, first token of " W" */
-    double *first;      /* (n) p(first token of W) at step 0 */
-    double *best;       /* (n) max over steps and both ids */
-    int64_t steps;
-    double t_first;     /* when step 0's logits arrived (prefill done) */
-    double t_start;
-} scorer;
-
-static void on_logits(void *user, int64_t step, float *logits, int64_t V)
+static void progress(void *user, avl_answer_stage stage, double seconds)
 {
-    scorer *s = user;
-    if (step == 0) {
-        s->t_first = now();
-        fprintf(stderr, "avlens run: prefill done in %.2f s\n", s->t_first - s->t_start);
-    }
-    s->steps = step + 1;
-    if (!s->n) return;
-    double p[2];
-    for (int i = 0; i < s->n; i++) {
-        avl_softmax_at(logits, V, s->ids + 2 * i, 2, p);
-        if (step == 0) s->first[i] = p[0];
-        for (int j = 0; j < 2; j++)
-            if (p[j] > s->best[i]) s->best[i] = p[j];
-    }
+    (void)user;
+    static const char *what[] = {"encoders", "prefill", "generation"};
+    fprintf(stderr, "avlens run: %s done in %.2f s\n", what[stage], seconds);
 }
 
 static void json_str(FILE *f, const char *s)
@@ -363,14 +339,9 @@ int avl_cmd_run(int argc, char **argv)
     avl_features *f = NULL;
     avl_prompt *pr = NULL;
     file_inputs fi = {0};
-    float *embeds = NULL;
-    avl_token_map *map = NULL;
-    avl_run *run = NULL;
-    int32_t *out = NULL;
-    int64_t n_out = 0;
-    char *answer = NULL, **frame_list = NULL;
-    scorer sc = {0};
-    avl_encoder_outputs enc = {0};
+    avl_answer *ans = NULL;
+    char **frame_list = NULL, **words = NULL;
+    int n_words = 0;
     const avl_thinker_inputs *in = NULL;
 
     /* the answer words' token ids first: a bad --score is found before any work */
@@ -380,33 +351,13 @@ int avl_cmd_run(int argc, char **argv)
         goto done;
     }
     if (score_arg) {
-        long n = split_list(score_arg, &sc.words);
+        long n = split_list(score_arg, &words);
         if (n < 0) {
             exit_code = cli_usage_error(cmd, "--score wants comma-separated words, got an empty one");
             goto done;
         }
-        sc.n = (int)n;
-        sc.ids = calloc((size_t)(2 * n), sizeof *sc.ids);
-        sc.first = calloc((size_t)n, sizeof *sc.first);
-        sc.best = calloc((size_t)n, sizeof *sc.best);
-        if (!sc.ids || !sc.first || !sc.best) { rc = AVL_E_NOMEM; goto fail; }
-        for (long i = 0; i < n; i++) {
-            for (int sp = 0; sp < 2; sp++) {
-                char buf[512];
-                snprintf(buf, sizeof buf, "%s%s", sp ? " " : "", sc.words[i]);
-                int32_t *ids;
-                int64_t k;
-                if ((rc = avl_tokenizer_encode(tok, buf, strlen(buf), &ids, &k))) goto fail;
-                sc.ids[2 * i + sp] = k ? ids[0] : -1;
-                avl_tokenizer_free_mem(ids);
-            }
-        }
+        n_words = (int)n;
     }
-    int32_t stops[2];
-    int n_stop = 0;
-    if (!avl_tokenizer_token_id(tok, "<|im_end|>", &stops[n_stop])) n_stop++;
-    if (!avl_tokenizer_token_id(tok, "<|endoftext|>", &stops[n_stop])) n_stop++;
-
     double t0 = now();
     if (inputs) {
         if (!read_inputs(inputs, aiv, &fi)) goto done;
@@ -463,55 +414,32 @@ int avl_cmd_run(int argc, char **argv)
         fprintf(stderr, "avlens run: wrote %s\n", dump);
     }
 
-    t0 = now();
-    if ((rc = avl_thinker_embed(m, in, &embeds, &map, &enc))) goto fail;
-    fprintf(stderr, "avlens run: encoders in %.2f s (%lld video, %lld audio rows)\n", now() - t0, (long long)enc.n_video,
-            (long long)enc.n_audio);
-
-    if ((rc = avl_run_new(m, in->n + max_new, &run))) goto fail;
-    avl_gen_params gp = avl_gen_default_params();
-    gp.max_new_tokens = max_new;
-    gp.temperature = (float)temperature;
-    gp.top_p = (float)top_p;
-    gp.top_k = (int)top_k;
-    gp.seed = (uint64_t)seed;
-    gp.stop_ids = stops;
-    gp.n_stop = n_stop;
-    gp.on_logits = on_logits;
-    gp.user = &sc;
-    sc.t_start = now();
-    if ((rc = avl_generate(run, embeds, map, &gp, NULL, &out, &n_out))) goto fail;
-    double t_end = now();
-    fprintf(stderr, "avlens run: %lld tokens in %.2f s\n", (long long)n_out, t_end - sc.t_first);
-
-    int64_t n_text = n_out;
-    for (int s = 0; s < n_stop && n_text > 0; s++)
-        if (out[n_text - 1] == stops[s]) {
-            n_text--;
-            break;
-        }
-    /* ids past the tokenizer's vocabulary (the embedding matrix is padded to a multiple of 64 or
-     * 128) are skipped, as the Hugging Face tokenizers' decode skips ids it has no token for */
-    int64_t kept = 0;
-    for (int64_t i = 0; i < n_text; i++)
-        if (avl_tokenizer_id_to_token(tok, out[i])) out[kept++] = out[i];
-    size_t len;
-    if ((rc = avl_tokenizer_decode(tok, out, kept, true, &answer, &len))) goto fail;
-    printf("%s\n", answer);
-    if (sc.n) {
+    avl_answer_params ap = avl_answer_default_params();
+    ap.gen.max_new_tokens = max_new;
+    ap.gen.temperature = (float)temperature;
+    ap.gen.top_p = (float)top_p;
+    ap.gen.top_k = (int)top_k;
+    ap.gen.seed = (uint64_t)seed;
+    ap.words = (const char *const *)words;
+    ap.n_words = n_words;
+    ap.progress = progress;
+    if ((rc = avl_answer_run(m, tok, in, &ap, &ans))) goto fail;
+    fprintf(stderr, "avlens run: %lld tokens generated\n", (long long)ans->n_ids);
+    printf("%s\n", ans->text);
+    if (n_words) {
         printf("{\"answer\": ");
-        json_str(stdout, answer);
-        printf(", \"steps\": %lld, \"first_step\": {", (long long)sc.steps);
-        for (int i = 0; i < sc.n; i++) {
+        json_str(stdout, ans->text);
+        printf(", \"steps\": %lld, \"first_step\": {", (long long)ans->n_ids);
+        for (int i = 0; i < n_words; i++) {
             printf("%s", i ? ", " : "");
-            json_str(stdout, sc.words[i]);
-            printf(": %.9g", sc.first[i]);
+            json_str(stdout, words[i]);
+            printf(": %.9g", ans->first_step[i]);
         }
         printf("}, \"max_over_steps\": {");
-        for (int i = 0; i < sc.n; i++) {
+        for (int i = 0; i < n_words; i++) {
             printf("%s", i ? ", " : "");
-            json_str(stdout, sc.words[i]);
-            printf(": %.9g", sc.best[i]);
+            json_str(stdout, words[i]);
+            printf(": %.9g", ans->max_over_steps[i]);
         }
         printf("}}\n");
     }
@@ -520,22 +448,12 @@ int avl_cmd_run(int argc, char **argv)
 fail:
     exit_code = cli_fail(cmd, rc);
 done:
-    avl_tokenizer_free_mem(answer);
-    avl_free(out);
-    avl_run_free(run);
-    avl_token_map_free(map);
-    avl_free(embeds);
-    avl_free(enc.audio_embeds);
-    avl_free(enc.video_embeds);
-    avl_free(enc.image_embeds);
+    avl_answer_free(ans);
     avl_prompt_free(pr);
     avl_features_free(f);
     file_inputs_free(&fi);
     free(frame_list);
-    free(sc.words);
-    free(sc.ids);
-    free(sc.first);
-    free(sc.best);
+    free(words);
     avl_model_free(m);
     avl_tokenizer_free(tok);
     return exit_code;
