@@ -106,7 +106,8 @@ expect_fail 2 "--model is required" -- --video red.mp4 --prompt "$Q"
 expect_fail 2 "not both" -- --model m --video red.mp4 --frames fr1.jpg --prompt "$Q"
 expect_fail 2 "--temperature" -- --model m --video red.mp4 --prompt "$Q" --temperature hot
 expect_fail 2 "empty one" -- --model m --video red.mp4 --prompt "$Q" --score A,,B
-expect_fail 2 "unknown option" -- --model m --video red.mp4 --prompt "$Q" --colour
+expect_fail 2 "unknown option '--colour'" -- --model m --video red.mp4 --prompt "$Q" --colour
+expect_fail 2 "--prompt needs a value" -- --model m --video red.mp4 --prompt
 
 # mkclip: its own errors
 set +e; "$cli" mkclip --out x.mp4 --size 101x80 2>err.txt; rc=$?; set -e

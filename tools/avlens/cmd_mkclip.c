@@ -84,7 +84,9 @@ int avl_cmd_mkclip(int argc, char **argv)
             break;
         case 's': if (!cli_parse_int(cmd, "--seed", optarg, &seed)) return 2; break;
         case 'h': fputs(USAGE, stdout); return 0;
-        default: return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        default:
+            if (optopt) return cli_usage_error(cmd, "%s needs a value", argv[optind - 1]);
+            return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);

@@ -320,7 +320,9 @@ int avl_cmd_run(int argc, char **argv)
             if (!parse_num(optarg, 1e-3, 1000, &fps)) return cli_usage_error(cmd, "--fps wants a positive number, got '%s'", optarg);
             break;
         case 'h': fputs(USAGE, stdout); return 0;
-        default: return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        default:
+            if (optopt) return cli_usage_error(cmd, "%s needs a value", argv[optind - 1]);
+            return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
