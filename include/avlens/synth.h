@@ -8,7 +8,7 @@
  *   p.sound = AVL_CLIP_NOISE;
  *   if (avl_clip_write("clip.mp4", &p)) { fprintf(stderr, "%s\n", avl_last_error()); ... }
  *
- * The container follows the file's extension: .mp4/.mov/.m4a get MPEG-4 part 2 video and AAC
+ * The container follows the file's extension: .mp4/.mov get MPEG-4 part 2 video and AAC
  * audio, .mkv/.avi get MPEG-4 part 2 video and 16-bit PCM, .wav gets the audio only. Both
  * encoders are FFmpeg's own (always built in, unlike libx264). Files are written bit-exact:
  * the same parameters give the same bytes with the same FFmpeg build.
@@ -64,7 +64,8 @@ void avl_clip_render(const avl_clip_params *p, int64_t k, uint8_t *rgb);
 
 /* Writes the clip to path. AVL_E_ARG for parameters out of range (named), AVL_E_IO when the
  * file cannot be created, AVL_E_MEDIA for an extension FFmpeg has no muxer for or an encoder
- * failure (the file named). */
+ * failure, AVL_E_UNSUPPORTED for a container that cannot hold these codecs (.webm, .mp3); the
+ * detail names the file. A failed write leaves no file behind. */
 avl_status avl_clip_write(const char *path, const avl_clip_params *p);
 
 #ifdef __cplusplus

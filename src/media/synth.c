@@ -266,6 +266,13 @@ avl_status avl_clip_write(const char *path, const avl_clip_params *p)
         rc = avl__err(AVL_E_ARG, "%s: an audio-only container and no audio asked for", path);
         goto done;
     }
+    enum AVCodecID vid = AV_CODEC_ID_MPEG4, aid = aac ? AV_CODEC_ID_AAC : AV_CODEC_ID_PCM_S16LE;
+    if ((has_video && avformat_query_codec(w.fmt->oformat, vid, FF_COMPLIANCE_NORMAL) != 1) ||
+        (p->sound != AVL_CLIP_NO_AUDIO && avformat_query_codec(w.fmt->oformat, aid, FF_COMPLIANCE_NORMAL) != 1)) {
+        rc = avl__err(AVL_E_UNSUPPORTED, "%s: the %s container cannot hold MPEG-4 video with %s audio; use .mp4, .mov, "
+                      ".mkv, .avi or .wav", path, name, aac ? "AAC" : "PCM");
+        goto done;
+    }
     w.fmt->flags |= AVFMT_FLAG_BITEXACT;
     if (!(w.pkt = av_packet_alloc())) {
         rc = avl__err(AVL_E_NOMEM, "%s: out of memory", path);

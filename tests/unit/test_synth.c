@@ -200,6 +200,8 @@ static void test_errors(void **state)
     p = avl_clip_default_params();
     snprintf(path, sizeof path, "%s/x.notacontainer", dir);
     AVL_EXPECT_ERROR(avl_clip_write(path, &p), AVL_E_MEDIA, "x.notacontainer");
+    snprintf(path, sizeof path, "%s/x.webm", dir);
+    AVL_EXPECT_ERROR(avl_clip_write(path, &p), AVL_E_UNSUPPORTED, "x.webm", "webm container");
     snprintf(path, sizeof path, "%s/missing/x.mp4", dir);
     AVL_EXPECT_ERROR(avl_clip_write(path, &p), AVL_E_IO, "missing/x.mp4");
     uint8_t rgb[3];
