@@ -71,6 +71,7 @@ static void ff_log(void *avcl, int level, const char *fmt, va_list vl)
 
 static pthread_once_t ff_once = PTHREAD_ONCE_INIT;
 static void ff_init(void) { av_log_set_callback(ff_log); }
+void avl__ff_quiet(void) { pthread_once(&ff_once, ff_init); }
 
 /* Opens path for reading; the error names the file. */
 static avl_status open_input(const char *path, AVFormatContext **out)

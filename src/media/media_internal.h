@@ -14,4 +14,7 @@ bool avl__is_jpeg(const char *path);
  * AVL_E_UNSUPPORTED (no detail) for CMYK/YCCK files, which the caller gives to FFmpeg. */
 avl_status avl__jpeg_read(const char *path, uint8_t **rgb, int64_t *h, int64_t *w);
 
+/* Sends FFmpeg's own messages to the avlens log (once per process; the library never prints). */
+void avl__ff_quiet(void);
+
 #endif

@@ -34,7 +34,9 @@ long long cli_report_dataset_errors(const char *cmd, const avl_dataset *ds);
 /* AVL_COMMANDS: one declaration per subcommand */
 int avl_cmd_demo(int argc, char **argv);
 int avl_cmd_inspect(int argc, char **argv);
+int avl_cmd_mkclip(int argc, char **argv);
 int avl_cmd_mkmodel(int argc, char **argv);
+int avl_cmd_run(int argc, char **argv);
 int avl_cmd_features(int argc, char **argv);
 int avl_cmd_tokenize(int argc, char **argv);
 int avl_cmd_backend(int argc, char **argv);

@@ -21,8 +21,10 @@ static const command commands[] = {
     {"inspect", avl_cmd_inspect, "summarise a checkpoint and check its tensors against its config"},
     {"manifest", avl_cmd_manifest, "check a data-set manifest and list its samples"},
     {"merge", avl_cmd_merge, "fold the shard files of each analysis into one"},
+    {"mkclip", avl_cmd_mkclip, "write a synthetic clip: a coloured shape moving, a tone or noise"},
     {"mkmodel", avl_cmd_mkmodel, "write a tiny Qwen2.5-Omni checkpoint (HF layout, seeded weights)"},
     {"report", avl_cmd_report, "tables, figures and report.html from records"},
+    {"run", avl_cmd_run, "a clip and a prompt -> the model's answer (and option probabilities)"},
     {"tokenize", avl_cmd_tokenize, "encode text, decode ids, render the chat template"},
     {"version", avl_cmd_version, "print the version and the libraries built in"},
     /* AVL_COMMAND_TABLE: one line per subcommand, alphabetical */
