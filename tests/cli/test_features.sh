@@ -83,6 +83,15 @@ expect_fail 1 "noaudio.mp4: no audio stream" -- --video noaudio.mp4 --use-audio-
 expect_fail 1 "missing.wav" -- --video noaudio.mp4 --audio missing.wav --out x.safetensors
 expect_fail 1 "a.wav: no video stream" -- --video a.wav --out x.safetensors
 expect_fail 1 "nodir/x.safetensors" -- --audio a.wav --out nodir/x.safetensors
+# --prompt: the expanded ids as the processor makes them, and `avlens forward` consumes the file
+"$AVL_CLI" mkmodel --out tiny >/dev/null
+"$AVL_CLI" features --video av.mp4 --use-audio-in-video --prompt "What is it?" --model tiny --out p.safetensors >p.txt \
+  && ok || bad "features --prompt failed: $(cat p.txt)"
+grep -q "tokens after expansion" p.txt && ok || bad "no prompt line: $(cat p.txt)"
+"$AVL_CLI" forward --model tiny --inputs p.safetensors --out o.safetensors --use-audio-in-video >/dev/null 2>fw.txt \
+  && ok || bad "forward on features --prompt output: $(cat fw.txt)"
+expect_fail 1 "nomodel" -- --video av.mp4 --prompt "x" --model nomodel --out x.safetensors
+expect_fail 2 "go together" -- --video av.mp4 --prompt "x" --out x.safetensors
 # usage errors, exit 2
 expect_fail 2 "--out is required" -- --video av.mp4
 expect_fail 2 "not both" -- --video av.mp4 --frames f01.jpg --out x.safetensors

@@ -11,7 +11,8 @@
 static const char *usage_text =
     "usage: avlens features (--video CLIP | --frames F1,F2,... | --audio A) [--audio A]\n"
     "                       [--use-audio-in-video] [--fps F] [--max-pixels N] [--processor-fps F]\n"
-    "                       [--fast-processor] --out FILE.safetensors\n"
+    "                       [--fast-processor] [--prompt TEXT --model DIR [--system TEXT]]\n"
+    "                       --out FILE.safetensors\n"
     "\n"
     "Turns a clip into exactly what Qwen2.5-Omni's processor gives the model:\n"
     "  pixel_values_videos     F32 (grid_t*grid_h*grid_w, 1176)\n"
@@ -32,6 +33,11 @@ static const char *usage_text =
     "                          passes none, i.e. 2)\n"
     "  --fast-processor        normalise as the fast (torch) image processor, use_fast=True, which the\n"
     "                          paper's authors load for the 7B model (differs by ~1 float32 ulp)\n"
+    "  --prompt TEXT           also write input_ids and attention_mask: the conversation (system,\n"
+    "                          user: the media then TEXT) rendered with the checkpoint's chat template,\n"
+    "                          encoded, placeholders expanded as the processor does\n"
+    "  --model DIR             the checkpoint whose tokenizer and token ids --prompt uses\n"
+    "  --system TEXT           the system prompt (default \"You are a helpful assistant.\")\n"
     "  --out FILE              the safetensors file to write\n";
 
 static bool parse_double(const char *s, double *out)
@@ -67,11 +73,43 @@ static long split_list(char *s, char ***items)
     return k + 1;
 }
 
-static avl_status write_features(const avl_features *f, const char *out, const char *source)
+/* The sequence parameters a checkpoint's config gives (what avl_model_seq_params returns for a
+ * loaded model), without loading the weights. */
+static avl_seq_params seq_params_of(const avl_config *c)
+{
+    avl_seq_params p = avl_seq_default_params();
+    p.audio_token_id = (int32_t)c->audio_token_id;
+    p.image_token_id = (int32_t)c->image_token_id;
+    p.video_token_id = (int32_t)c->video_token_id;
+    p.vision_start_token_id = (int32_t)c->vision_start_token_id;
+    p.vision_end_token_id = (int32_t)c->vision_end_token_id;
+    p.audio_start_token_id = (int32_t)c->audio_start_token_id;
+    p.audio_end_token_id = (int32_t)c->audio_end_token_id;
+    p.spatial_merge_size = (int)c->vision.spatial_merge_size;
+    p.position_id_per_seconds = (int)c->position_id_per_seconds;
+    p.seconds_per_chunk = c->seconds_per_chunk;
+    return p;
+}
+
+static avl_status write_features(const avl_features *f, const avl_prompt *pr, const char *out, const char *source)
 {
     avl_st_writer *w;
     avl_status rc = avl_st_writer_new(&w);
     if (rc) return rc;
+    if (pr) {
+        int64_t shape[2] = {1, pr->n};
+        int64_t *ids = malloc((size_t)(pr->n ? pr->n : 1) * sizeof *ids);
+        int64_t *mask = malloc((size_t)(pr->n ? pr->n : 1) * sizeof *mask);
+        if (!ids || !mask) rc = AVL_E_NOMEM;
+        for (int64_t i = 0; !rc && i < pr->n; i++) {
+            ids[i] = pr->ids[i];
+            mask[i] = 1;
+        }
+        if (!rc) rc = avl_st_writer_add(w, "input_ids", AVL_DTYPE_I64, 2, shape, ids);
+        if (!rc) rc = avl_st_writer_add(w, "attention_mask", AVL_DTYPE_I64, 2, shape, mask);
+        free(ids);
+        free(mask);
+    }
     if (f->pixel_values_videos) {
         int64_t s1[2] = {f->n_patches, AVL_PATCH_DIM};
         int64_t s2[2] = {1, 3};
@@ -109,7 +147,7 @@ int avl_cmd_features(int argc, char **argv)
         fputs(usage_text, stdout);
         return 0;
     }
-    const char *video = NULL, *audio = NULL, *out = NULL;
+    const char *video = NULL, *audio = NULL, *out = NULL, *prompt = NULL, *model = NULL, *system_text = NULL;
     char *frames_arg = NULL;
     double fps = 2.0, processor_fps = 0.0;
     bool fast = false;
@@ -123,13 +161,17 @@ int avl_cmd_features(int argc, char **argv)
         } else if (!strcmp(a, "--fast-processor")) {
             fast = true;
         } else if (!strcmp(a, "--video") || !strcmp(a, "--frames") || !strcmp(a, "--audio") || !strcmp(a, "--out") ||
-                   !strcmp(a, "--fps") || !strcmp(a, "--max-pixels") || !strcmp(a, "--processor-fps")) {
+                   !strcmp(a, "--fps") || !strcmp(a, "--max-pixels") || !strcmp(a, "--processor-fps") ||
+                   !strcmp(a, "--prompt") || !strcmp(a, "--model") || !strcmp(a, "--system")) {
             if (!has_val) return cli_usage_error(cmd, "%s needs a value", a);
             const char *v = argv[++i];
             if (!strcmp(a, "--video")) video = v;
             else if (!strcmp(a, "--frames")) frames_arg = argv[i];
             else if (!strcmp(a, "--audio")) audio = v;
             else if (!strcmp(a, "--out")) out = v;
+            else if (!strcmp(a, "--prompt")) prompt = v;
+            else if (!strcmp(a, "--model")) model = v;
+            else if (!strcmp(a, "--system")) system_text = v;
             else if (!strcmp(a, "--fps") || !strcmp(a, "--processor-fps")) {
                 if (!parse_double(v, !strcmp(a, "--fps") ? &fps : &processor_fps))
                     return cli_usage_error(cmd, "%s wants a positive number, got '%s'", a, v);
@@ -146,6 +188,8 @@ int avl_cmd_features(int argc, char **argv)
     if (audio_in_video && !video) return cli_usage_error(cmd, "--use-audio-in-video needs --video");
     if (audio_in_video && audio) return cli_usage_error(cmd, "--use-audio-in-video and --audio exclude each other");
     if (max_pixels == 0) return cli_usage_error(cmd, "--max-pixels must be positive");
+    if ((prompt != NULL) != (model != NULL)) return cli_usage_error(cmd, "--prompt and --model go together");
+    if (system_text && !prompt) return cli_usage_error(cmd, "--system needs --prompt");
 
     avl_features_params p = avl_features_default_params();
     p.video.fps = fps;
@@ -174,11 +218,34 @@ int avl_cmd_features(int argc, char **argv)
         rc = avl_features_from_audio(audio, &p, &f);
     }
     if (rc) return cli_fail(cmd, rc);
-    rc = write_features(f, out, source);
+    avl_prompt *pr = NULL;
+    if (prompt) {
+        avl_config cfg;
+        avl_tokenizer *tok = NULL;
+        rc = avl_config_load(model, &cfg);
+        if (!rc) rc = avl_tokenizer_load(model, &tok);
+        if (!rc) {
+            avl_seq_params sp = seq_params_of(&cfg);
+            avl_prompt_params pp = avl_prompt_default_params();
+            pp.text = prompt;
+            pp.system = system_text;
+            pp.use_audio_in_video = audio_in_video;
+            rc = avl_prompt_build(tok, &sp, f, &pp, &pr);
+        }
+        avl_tokenizer_free(tok);
+        if (rc) {
+            avl_features_free(f);
+            return cli_fail(cmd, rc);
+        }
+    }
+    rc = write_features(f, pr, out, source);
     if (rc) {
+        avl_prompt_free(pr);
         avl_features_free(f);
         return cli_fail(cmd, rc);
     }
+    if (pr) printf("prompt: %lld tokens after expansion\n", (long long)pr->n);
+    avl_prompt_free(pr);
     if (f->pixel_values_videos)
         printf("video: %lld frames of %lldx%lld -> %lldx%lld, grid %lldx%lldx%lld, %.4g s per grid\n",
                (long long)f->n_frames, (long long)f->src_w, (long long)f->src_h, (long long)f->frame_w,
