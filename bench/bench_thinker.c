@@ -339,7 +339,7 @@ static void build_ids(const avl_tokenizer *tok, const avl_seq_params *sp, int64_
         int32_t *fid;
         int64_t nf;
         if (avl_tokenizer_encode(tok, text, len, &fid, &nf)) die("tokenizer");
-        while (nf < pad) { /* never with 8 tokens per repetition budgeted; kept simple */
+        if (nf < pad) { /* each repetition is far more than the 8 tokens budgeted for it */
             fprintf(stderr, "bench_thinker: filler text too short\n");
             exit(1);
         }
@@ -457,7 +457,7 @@ int main(int argc, char **argv)
     const char *size = "7b", *backend = "auto", *dir = NULL, *config = NULL, *tok_path = NULL;
     int64_t layers = 2, target = 2000, decode = 8, chunk = 512;
     int threads = 0, raw_reps = 1;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: bench_thinker [--model-size 7b|3b] [--layers N] [--tokens N] [--decode N] [--backend NAME]\n"
@@ -484,7 +484,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_thinker: unknown option %s\n", a);
             return 2;
         }
-        i++;
     }
     if (strcmp(size, "7b") && strcmp(size, "3b")) {
         fprintf(stderr, "bench_thinker: --model-size must be 7b or 3b\n");
