@@ -27,6 +27,8 @@
 #include "avlens/media.h"
 #include "avlens/backend.h"
 #include "avlens/eval.h"
+#include "avlens/interp.h"
+#include "avlens/analysis.h"
 #include "avlens/safetensors.h"
 #include "avlens/sequence.h"
 #include "avlens/tokenizer.h"
