@@ -32,6 +32,8 @@ int avl_cmd_tokenize(int argc, char **argv);
 int avl_cmd_backend(int argc, char **argv);
 int avl_cmd_chair(int argc, char **argv);
 int avl_cmd_forward(int argc, char **argv);
+int avl_cmd_sinkdims(int argc, char **argv);
+int avl_cmd_sinks(int argc, char **argv);
 int avl_cmd_version(int argc, char **argv);
 
 #endif

@@ -21,6 +21,8 @@ static const command commands[] = {
     {"forward", avl_cmd_forward, "one forward pass on HF processor tensors; write logits, hidden states"},
     {"inspect", avl_cmd_inspect, "summarise a checkpoint and check its tensors against its config"},
     {"mkmodel", avl_cmd_mkmodel, "write a tiny Qwen2.5-Omni checkpoint (HF layout, seeded weights)"},
+    {"sinkdims", avl_cmd_sinkdims, "find a backbone's massive-activation (sink) dimensions"},
+    {"sinks", avl_cmd_sinks, "sink tokens of a clip with their modality dominance score (JSON)"},
     {"tokenize", avl_cmd_tokenize, "encode text, decode ids, render the chat template"},
     {"version", avl_cmd_version, "print the version and the libraries built in"},
 };
