@@ -212,8 +212,9 @@ typedef struct {
 
 /* Clean run on clean_embeds, corrupted run on corr_embeds (same map), restored run = corrupted
  * with site in the chosen layers overwritten at `tokens` by the clean run's activations
- * (prefill only; generated steps read the patched cache). Answers are compared as words:
- * c = the clean answer, r = the corrupted answer, each trimmed. */
+ * (prefill only; generated steps read the patched cache). c = the first word of the clean
+ * answer, r = that of the corrupted answer (give gen.stop_ids, e.g. <|im_end|>, so that a
+ * letter answer ends there). */
 avl_status avl_trace_run(const avl_model *m, const avl_tokenizer *tok, const avl_token_map *map,
                          const float *clean_embeds, const float *corr_embeds, const avl_tokset *tokens,
                          const avl_trace_params *tp, avl_trace_result *out);

@@ -31,13 +31,13 @@ void avl_trace_result_clear(avl_trace_result *r)
     avl_answer_clear(&r->rest);
 }
 
-/* The answer word: the text without surrounding white space (a new string). */
+/* The answer word: the first white-space-delimited word of the text (a new string). */
 static char *word_of(const avl_answer *a)
 {
     const char *s = a->text ? a->text : "";
     while (*s && isspace((unsigned char)*s)) s++;
-    size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1])) n--;
+    size_t n = 0;
+    while (s[n] && !isspace((unsigned char)s[n])) n++;
     char *w = avl__malloc(n + 1);
     if (w) {
         memcpy(w, s, n);
