@@ -50,6 +50,14 @@ grep -q '"dims"' "$work/dims.json" && grep -q '"layers"' "$work/dims.json" && ok
 "$cli" sinkdims --model "$work/m" --ratio 0 --floor 0 --max 3 >"$work/dims0.json"
 grep -q '"dims": \[$' "$work/dims0.json" && ok || bad "sinkdims with no bar keeps some dimensions"
 
+# the clip route: a 2 s video with its audio track through the made checkpoint's towers
+ffmpeg -hide_banner -loglevel error -nostdin -y -f lavfi -i testsrc2=s=64x48:r=25:d=2 \
+  -f lavfi -i sine=f=440:r=48000:d=2 -ac 2 -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac \
+  -shortest "$work/av.mp4"
+"$cli" sinks --model "$work/m" --video "$work/av.mp4" --dims 0,1 --tau 1.5 --threads 1 >"$work/v.json"
+grep -q '"n_video": 280' "$work/v.json" && grep -q '"n_audio": 50' "$work/v.json" && ok || bad "sinks --video"
+expect 1 "missing.mp4" "$cli" sinks --model "$work/m" --video "$work/missing.mp4" --dims 0
+
 # errors
 expect 2 "required" "$cli" sinks --inputs "$g/inputs.safetensors"
 expect 2 "one of --inputs or --video" "$cli" sinks --model "$g/model"
