@@ -295,7 +295,7 @@ avl_status avl_plan_new(const avl_model *m, const avl_token_map *map, avl_plan *
     p->group = avl__malloc((size_t)(p->L ? p->L : 1));
     if (!p->group) {
         avl__free(p);
-        return avl__err(AVL_E_NOMEM, "plan: cannot allocate the group table of %lld positions", (long long)p->L);
+        return avl__err(AVL_E_NOMEM, "plan: cannot allocate the group table of %lld positions", (long long)map->n);
     }
     for (int64_t i = 0; i < p->L; i++) {
         int k = map->tok[i].kind;
