@@ -45,7 +45,8 @@ static void edit_tensor(const char *name, float *w, const int64_t *shape)
         return;
     }
     if (sscanf(name, "model.layers.%d.self_attn.%63[^.]", &l, kind) != 2 || !strstr(name, ".weight")) {
-        if (strstr(name, "self_attn") && strstr(name, ".bias")) { /* no bias in the planted rows */
+        /* the decoder's biases only (the towers have self_attn tensors too): none in planted rows */
+        if (!strncmp(name, "model.layers.", 13) && strstr(name, "self_attn") && strstr(name, ".bias")) {
             if (strstr(name, "q_proj"))
                 for (int h = 0; h < NH; h++) w[h * HD + j] = 0.0f;
             else if (strstr(name, "k_proj") || strstr(name, "v_proj"))
