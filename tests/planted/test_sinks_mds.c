@@ -214,7 +214,19 @@ static void test_planted_sinks(void **state)
     avl_sink_params sp = sink_params();
     avl_phi_table *phi;
     assert_int_equal(avl_sinks_observe(p, &sp, &phi), AVL_OK);
+    avl_capture *cap;
+    int64_t first = F.sv1;
+    avl_tokset one;
+    assert_int_equal(avl_tokset_from_list(&first, 1, &one), AVL_OK);
+    assert_int_equal(avl_plan_capture(p, AVL_SITE_RESID, 1, 2, &one, &cap), AVL_OK);
     free(forward(avl_plan_hooks(p)));
+    /* the sink-dimension rule finds exactly the planted dimensions in a sink's layer-1 input */
+    int64_t dims[8];
+    int nd;
+    assert_int_equal(avl_sink_find_dims(avl_capture_layer(cap, 1), HID, 100.0, 20.0, dims, 8, &nd), AVL_OK);
+    assert_int_equal(nd, 2);
+    assert_true((dims[0] == D0 && dims[1] == D1) || (dims[0] == D1 && dims[1] == D0));
+    avl_tokset_free(&one);
     avl_sinks *s;
     assert_int_equal(avl_sinks_find(phi, sp.tau, F.map, 2, &s), AVL_OK);
     int64_t want[5] = {F.sv1, F.sv2, F.sa1, F.sa2, F.marker};
