@@ -167,7 +167,8 @@ static void hk_at_site(void *u, int layer, avl_site site, int64_t p0, int64_t n,
         if (c->pub.site != site || !in_range(layer, c->pub.layer0, c->pub.layer1)) continue;
         float *dst = c->pub.data + (int64_t)(layer - c->pub.layer0) * c->pub.n * dim;
         for (int64_t q = p0; q < hi; q++)
-            if (c->slot[q] >= 0) memcpy(dst + (int64_t)c->slot[q] * dim, x + (q - p0) * dim, (size_t)dim * sizeof(float));
+            if (c->slot[q] >= 0)
+                memcpy(dst + (int64_t)c->slot[q] * dim, x + (q - p0) * dim, (size_t)dim * sizeof(float));
     }
     for (int i = 0; i < p->n_fns; i++) {
         const sitefn_t *f = &p->fns[i];
@@ -233,7 +234,8 @@ static void observe(avl_plan *p, avl_received *o, int layer, int64_t q0, int64_t
         for (int g = 0; g < AVL_QG_COUNT; g++) {
             if (!any[g]) continue;
             for (int64_t k = k0; k < k1; k++)
-                if (part[g][k - k0]) atomic_fetch_add_explicit(&sum[g * o->L + k], part[g][k - k0], memory_order_relaxed);
+                if (part[g][k - k0])
+                    atomic_fetch_add_explicit(&sum[g * o->L + k], part[g][k - k0], memory_order_relaxed);
         }
     }
 }

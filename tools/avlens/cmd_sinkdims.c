@@ -63,8 +63,12 @@ int avl_cmd_sinkdims(int argc, char **argv)
         case 'm': model = optarg; break;
         case 'x': text = optarg; break;
         case 'b': backend = optarg; break;
-        case 'r': if (!parse_pos_double(optarg, &ratio)) return cli_usage_error("sinkdims", "--ratio wants a number"); break;
-        case 'f': if (!parse_pos_double(optarg, &floor_abs)) return cli_usage_error("sinkdims", "--floor wants a number"); break;
+        case 'r':
+            if (!parse_pos_double(optarg, &ratio)) return cli_usage_error("sinkdims", "--ratio wants a number >= 0");
+            break;
+        case 'f':
+            if (!parse_pos_double(optarg, &floor_abs)) return cli_usage_error("sinkdims", "--floor wants a number >= 0");
+            break;
         case 'n': if (!cli_parse_int("sinkdims", "--max", optarg, &max)) return 2; break;
         case 't': if (!cli_parse_int("sinkdims", "--threads", optarg, &threads)) return 2; break;
         case 'h': fputs(USAGE, stdout); return 0;

@@ -121,7 +121,8 @@ int avl_cmd_sinks(int argc, char **argv)
         }
     }
     if (optind < argc) return cli_usage_error("sinks", "unexpected argument '%s'", argv[optind]);
-    if (!model || (!inputs == !video)) return cli_usage_error("sinks", "--model and one of --inputs or --video are required");
+    if (!model || (!inputs == !video))
+        return cli_usage_error("sinks", "--model and one of --inputs or --video are required");
     if (kdiv < 1) return cli_usage_error("sinks", "--k-divide must be at least 1");
 
     avl_model_params mp = avl_model_default_params();
@@ -149,7 +150,8 @@ int avl_cmd_sinks(int argc, char **argv)
         goto done;
     }
     if (sp.n_dims == 0) {
-        fprintf(stderr, "avlens sinks: %s: no known sink dimensions for this model: give --dims (avlens sinkdims finds them)\n",
+        fprintf(stderr,
+                "avlens sinks: %s: no known sink dimensions for this model: give --dims (avlens sinkdims finds them)\n",
                 model);
         goto done;
     }
@@ -166,7 +168,8 @@ int avl_cmd_sinks(int argc, char **argv)
         goto fail;
     }
     if ((rc = avl_run_new(m, map->n > 0 ? map->n : 1, &run))) goto fail;
-    if ((rc = avl_run_forward(run, embeds, map->pos, map->n, map->n, avl_plan_hooks(plan), logits, map->n > 0))) goto fail;
+    rc = avl_run_forward(run, embeds, map->pos, map->n, map->n, avl_plan_hooks(plan), logits, map->n > 0);
+    if (rc) goto fail;
     if ((rc = avl_sinks_find(phi, sp.tau, map, kdiv, &s))) goto fail;
     if ((rc = avl_mds_compute(rx, s->global, s->n_global, &md))) goto fail;
 
