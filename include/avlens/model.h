@@ -106,6 +106,35 @@ typedef struct {
     const float *pixel_values;       /* (sum of t*h*w over images, patch_dim) or NULL */
 } avl_thinker_inputs;
 
+/* The processor's tensors read from a .safetensors file (what `avlens forward --inputs` takes
+ * and tools/ref/make_tiny.py writes), owning every array its avl_thinker_inputs points at:
+ *
+ *   avl_inputs *in;
+ *   if (avl_inputs_load("inputs.safetensors", avl_model_config(m), false, &in)) { ...avl_last_error()... }
+ *   avl_thinker_embed(m, avl_inputs_get(in), &embeds, &map, NULL);
+ *   avl_inputs_free(in);
+ *
+ * Tensors, by their Hugging Face names (any other tensor is ignored):
+ *   input_ids (1, L) or (L), integer, required, ids inside the config's vocabulary;
+ *   attention_mask, the shape of input_ids, all ones (padding is not supported);
+ *   input_features (n_audios, num_mel_bins, T) float, with feature_attention_mask (n_audios, T)
+ *     of ones then zeros (absent: all T frames valid);
+ *   pixel_values_videos (sum of t*h*w, C*tp*p*p) float with video_grid_thw (n_videos, 3) integer
+ *     and video_second_per_grid (n_videos) float (absent: 1.0 s);
+ *   pixel_values (sum of t*h*w, C*tp*p*p) float with image_grid_thw (n_images, 3) integer.
+ * Float tensors may be F32, F16 or BF16 (widened to fp32), integers I64, I32 or U8; at most
+ * AVL_MAX_MEDIA items of each kind. Errors name the file and the tensor: AVL_E_NOTFOUND (a
+ * required tensor is missing), AVL_E_SHAPE (wrong dtype or shape, counts that disagree with each
+ * other or with the config), AVL_E_ARG (a value: padding, an id outside the vocabulary, a bad
+ * grid or mask), AVL_E_UNSUPPORTED (more items than AVL_MAX_MEDIA), AVL_E_IO / AVL_E_FORMAT
+ * (the file), AVL_E_NOMEM. The file is closed before avl_inputs_load returns. */
+typedef struct avl_inputs avl_inputs;
+
+avl_status avl_inputs_load(const char *path, const avl_config *cfg, bool use_audio_in_video, avl_inputs **out);
+/* Valid until avl_inputs_free. */
+const avl_thinker_inputs *avl_inputs_get(const avl_inputs *in);
+void avl_inputs_free(avl_inputs *in);
+
 /* Optional outputs of avl_thinker_embed: the encoders' rows before they are merged. */
 typedef struct {
     float *audio_embeds;  /* (n_audio tokens, H), allocated when requested; free with avl_free */
