@@ -18,7 +18,8 @@
  *                   no patch (and, as a control, a patch of 1e-3 on one position does change
  *                   the logits); run with prefill_chunk 7 too, so chunk offsets are exercised
  *   generate        avl_generate greedy == a hand loop of argmax + one-token forwards
- *                   (ids and every step's logits), and a stop id ends it after that id
+ *                   (ids and every step's logits); a stop id ends it after that id; ties
+ *                   go to the lowest id
  *   two_threads     two runs on one shared model in two threads == the same runs in sequence
  *
  * Each runs with backend "ref" and "auto". With "ref" every check is bit-exact: the reference
@@ -337,6 +338,12 @@ static void rec_logits(void *u, int64_t step, float *logits, int64_t V)
     r->steps++;
 }
 
+static void flatten(void *u, int64_t step, float *logits, int64_t V)
+{
+    (void)u, (void)step;
+    for (int64_t i = 0; i < V; i++) logits[i] = 0.5f;
+}
+
 static void test_generate(void **state)
 {
     enum { STEPS = 8 };
@@ -389,6 +396,17 @@ static void test_generate(void **state)
     assert_int_equal(avl_generate(r, p.embeds, p.map, &gp, NULL, &ids2, &n2), AVL_OK);
     assert_int_equal(n2, first + 1);
     assert_memory_equal(ids2, ids, sizeof(int32_t) * (size_t)n2);
+    avl_run_free(r);
+    avl_free(ids2);
+
+    /* greedy breaks ties towards the lowest id: with every logit equal, id 0 each step */
+    gp.stop_ids = NULL;
+    gp.n_stop = 0;
+    gp.on_logits = flatten;
+    assert_int_equal(avl_run_new(m, p.n + STEPS, &r), AVL_OK);
+    assert_int_equal(avl_generate(r, p.embeds, p.map, &gp, NULL, &ids2, &n2), AVL_OK);
+    assert_int_equal(n2, STEPS);
+    for (int64_t k = 0; k < n2; k++) assert_int_equal(ids2[k], 0);
     avl_run_free(r);
     avl_free(ids2);
     avl_free(ids);
