@@ -14,6 +14,7 @@
 
 #include "avlens/config.h"
 #include "base/internal.h"
+#include "io/st_internal.h"
 
 /* Where we are while reading: the file label and the key path of the current object. */
 typedef struct {
@@ -355,7 +356,9 @@ avl_status avl_config_parse(const char *json, size_t len, const char *label, avl
     if (!json || !out) return avl__err(AVL_E_ARG, "avl_config_parse: NULL argument");
     if (!label) label = "config.json";
     json_error_t jerr;
+    avl__st_json_begin(); /* jansson allocates through avl__malloc once any JSON is read */
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root && avl__st_json_oom()) return avl__err(AVL_E_NOMEM, "%s: out of memory parsing the JSON", label);
     if (!root)
         return avl__err(AVL_E_FORMAT, "%s: not valid JSON (line %d, column %d: %s)", label, jerr.line,
                         jerr.column, jerr.text);
