@@ -3,12 +3,15 @@
  *   avl_model_params mp = avl_model_default_params();   // backend "auto", all cores
  *   avl_model *m;
  *   if (avl_model_load("Qwen2.5-Omni-7B", &mp, &m)) { fprintf(stderr, "%s\n", avl_last_error()); return 1; }
+ *   avl_inputs *in;                                      // the processor's tensors from a file
+ *   avl_inputs_load("inputs.safetensors", avl_model_config(m), false, &in);
+ *   float *embeds; avl_token_map *map;
+ *   avl_thinker_embed(m, avl_inputs_get(in), &embeds, &map, NULL);   // (n, H) fp32 + positions
  *   avl_run *r;
  *   avl_run_new(m, 4096, &r);                             // KV cache for up to 4096 positions
- *   avl_run_embed_tokens(r, ids, n, embeds);             // (n, H) fp32
- *   avl_run_prefill(r, embeds, map->pos, n, NULL, logits, 1);   // logits of the last position
+ *   avl_run_forward(r, embeds, map->pos, map->n, map->n, NULL, logits, 1);   // last row's logits
  *   ...
- *   avl_run_free(r); avl_model_free(m);
+ *   avl_run_free(r); avl_free(embeds); avl_token_map_free(map); avl_inputs_free(in); avl_model_free(m);
  *
  * The model is read-only after loading and may be shared by runs on several threads; weights
  * stay in the checkpoint's dtype (bf16 for the real checkpoints), memory-mapped. A run owns a

@@ -23,7 +23,7 @@
  *     arithmetic hands bf16 weights to OpenBLAS). Both sides compute in fp32 from the same bf16
  *     weights and bf16-exact inputs, so only the order of roundings differs: a dot product of
  *     K <= 1176 terms carries ~sqrt(K) u relative error typically (u = 2^-24), a few 1e-6 after a
- *     handful of layers; measured <= 2e-6 (docs/model.md). 1e-4 leaves a factor 50 for other
+ *     handful of layers; measured <= 2.2e-6 (docs/model.md). 1e-4 leaves a factor 50 for other
  *     summation orders while a wrong formula (a rotary pair off by one, a missing bias, a
  *     mask off by one) moves a stage by 1e-2 or more.
  *   tol = 3e-2 for oneDNN's bf16 path (AVX512-BF16 / AMX machines): every GEMM rounds its
