@@ -3,12 +3,15 @@
  *   avl_model_params mp = avl_model_default_params();   // backend "auto", all cores
  *   avl_model *m;
  *   if (avl_model_load("Qwen2.5-Omni-7B", &mp, &m)) { fprintf(stderr, "%s\n", avl_last_error()); return 1; }
+ *   avl_inputs *in;                                      // the processor's tensors from a file
+ *   avl_inputs_load("inputs.safetensors", avl_model_config(m), false, &in);
+ *   float *embeds; avl_token_map *map;
+ *   avl_thinker_embed(m, avl_inputs_get(in), &embeds, &map, NULL);   // (n, H) fp32 + positions
  *   avl_run *r;
  *   avl_run_new(m, 4096, &r);                             // KV cache for up to 4096 positions
- *   avl_run_embed_tokens(r, ids, n, embeds);             // (n, H) fp32
- *   avl_run_prefill(r, embeds, map->pos, n, NULL, logits, 1);   // logits of the last position
+ *   avl_run_forward(r, embeds, map->pos, map->n, map->n, NULL, logits, 1);   // last row's logits
  *   ...
- *   avl_run_free(r); avl_model_free(m);
+ *   avl_run_free(r); avl_free(embeds); avl_token_map_free(map); avl_inputs_free(in); avl_model_free(m);
  *
  * The model is read-only after loading and may be shared by runs on several threads; weights
  * stay in the checkpoint's dtype (bf16 for the real checkpoints), memory-mapped. A run owns a
@@ -105,6 +108,35 @@ typedef struct {
     const float *pixel_values_videos; /* (sum of t*h*w over videos, patch_dim) or NULL */
     const float *pixel_values;       /* (sum of t*h*w over images, patch_dim) or NULL */
 } avl_thinker_inputs;
+
+/* The processor's tensors read from a .safetensors file (what `avlens forward --inputs` takes
+ * and tools/ref/make_tiny.py writes), owning every array its avl_thinker_inputs points at:
+ *
+ *   avl_inputs *in;
+ *   if (avl_inputs_load("inputs.safetensors", avl_model_config(m), false, &in)) { ...avl_last_error()... }
+ *   avl_thinker_embed(m, avl_inputs_get(in), &embeds, &map, NULL);
+ *   avl_inputs_free(in);
+ *
+ * Tensors, by their Hugging Face names (any other tensor is ignored):
+ *   input_ids (1, L) or (L), integer, required, ids inside the config's vocabulary;
+ *   attention_mask, the shape of input_ids, all ones (padding is not supported);
+ *   input_features (n_audios, num_mel_bins, T) float, with feature_attention_mask (n_audios, T)
+ *     of ones then zeros (absent: all T frames valid);
+ *   pixel_values_videos (sum of t*h*w, C*tp*p*p) float with video_grid_thw (n_videos, 3) integer
+ *     and video_second_per_grid (n_videos) float (absent: 1.0 s);
+ *   pixel_values (sum of t*h*w, C*tp*p*p) float with image_grid_thw (n_images, 3) integer.
+ * Float tensors may be F32, F16 or BF16 (widened to fp32), integers I64, I32 or U8; at most
+ * AVL_MAX_MEDIA items of each kind. Errors name the file and the tensor: AVL_E_NOTFOUND (a
+ * required tensor is missing), AVL_E_SHAPE (wrong dtype or shape, counts that disagree with each
+ * other or with the config), AVL_E_ARG (a value: padding, an id outside the vocabulary, a bad
+ * grid or mask), AVL_E_UNSUPPORTED (more items than AVL_MAX_MEDIA), AVL_E_IO / AVL_E_FORMAT
+ * (the file), AVL_E_NOMEM. The file is closed before avl_inputs_load returns. */
+typedef struct avl_inputs avl_inputs;
+
+avl_status avl_inputs_load(const char *path, const avl_config *cfg, bool use_audio_in_video, avl_inputs **out);
+/* Valid until avl_inputs_free. */
+const avl_thinker_inputs *avl_inputs_get(const avl_inputs *in);
+void avl_inputs_free(avl_inputs *in);
 
 /* Optional outputs of avl_thinker_embed: the encoders' rows before they are merged. */
 typedef struct {
