@@ -9,10 +9,10 @@
 #include "avlens/avlens.h"
 
 typedef struct {
-    avl_thinker_inputs ti; /* points into the buffers below */
-    int32_t *ids;
-    float *feat, *pixv, *pixi;
-    avl_features *f;       /* the clip route */
+    avl_thinker_inputs ti; /* points into the objects below */
+    avl_features *f;       /* the clip route: features ... */
+    avl_prompt *pr;        /* ... and the prompt built on them */
+    avl_inputs *loaded;    /* the file route */
 } cli_inputs;
 
 /* IN tensors: input_ids; input_features (+ feature_attention_mask); pixel_values_videos +
