@@ -105,126 +105,6 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
-/* ---- --inputs: the processor's tensors ---- */
-
-typedef struct {
-    int32_t *ids;
-    float *feat, *pix;
-    avl_thinker_inputs in;
-} file_inputs;
-
-static void file_inputs_free(file_inputs *fi)
-{
-    free(fi->ids);
-    free(fi->feat);
-    free(fi->pix);
-}
-
-static bool get_ints(const avl_st_set *st, const char *path, const char *name, int64_t want, int64_t **out,
-                     avl_tensor_view *tv)
-{
-    if (avl_st_get(st, name, tv)) return cli_fail("run", AVL_E_NOTFOUND), false;
-    if (want >= 0 && tv->numel != want) {
-        fprintf(stderr, "avlens run: %s: tensor '%s' has %lld values, wanted %lld\n", path, name, (long long)tv->numel,
-                (long long)want);
-        return false;
-    }
-    int64_t *v = malloc((size_t)(tv->numel ? tv->numel : 1) * sizeof *v);
-    if (!v) return cli_fail("run", AVL_E_NOMEM), false;
-    const uint8_t *p = tv->data;
-    for (int64_t i = 0; i < tv->numel; i++) {
-        if (tv->dtype == AVL_DTYPE_I64) memcpy(&v[i], p + 8 * i, 8);
-        else if (tv->dtype == AVL_DTYPE_I32) {
-            int32_t x;
-            memcpy(&x, p + 4 * i, 4);
-            v[i] = x;
-        } else {
-            free(v);
-            fprintf(stderr, "avlens run: %s: tensor '%s' is %s, wanted I64 or I32\n", path, name, avl_dtype_name(tv->dtype));
-            return false;
-        }
-    }
-    *out = v;
-    return true;
-}
-
-static bool get_floats(const avl_st_set *st, const char *path, const char *name, float **out, avl_tensor_view *tv)
-{
-    if (avl_st_get(st, name, tv)) return cli_fail("run", AVL_E_NOTFOUND), false;
-    float *v = malloc((size_t)(tv->numel ? tv->numel : 1) * sizeof *v);
-    if (!v) return cli_fail("run", AVL_E_NOMEM), false;
-    if (avl_convert_to_f32(tv->dtype, tv->data, v, tv->numel)) {
-        free(v);
-        fprintf(stderr, "avlens run: %s: tensor '%s' is %s, wanted a float type\n", path, name, avl_dtype_name(tv->dtype));
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
-/* One video and one audio at most (what a clip gives). */
-static bool read_inputs(const char *path, bool aiv, file_inputs *fi)
-{
-    avl_st_set *st;
-    avl_status rc = avl_st_open_dir(path, &st);
-    if (rc) return cli_fail("run", rc), false;
-    bool ok = false;
-    int64_t *v = NULL;
-    avl_tensor_view tv;
-    avl_thinker_inputs *in = &fi->in;
-    in->use_audio_in_video = aiv;
-    if (!get_ints(st, path, "input_ids", -1, &v, &tv)) goto done;
-    in->n = tv.numel;
-    if (!(fi->ids = malloc((size_t)(in->n ? in->n : 1) * sizeof *fi->ids))) goto oom;
-    for (int64_t i = 0; i < in->n; i++) fi->ids[i] = (int32_t)v[i];
-    in->input_ids = fi->ids;
-    free(v);
-    v = NULL;
-    if (avl_st_has(st, "input_features")) {
-        if (!get_floats(st, path, "input_features", &fi->feat, &tv)) goto done;
-        if (tv.ndim != 3 || tv.shape[0] != 1) {
-            fprintf(stderr, "avlens run: %s: input_features must be (1, n_mels, frames)\n", path);
-            goto done;
-        }
-        int64_t T = tv.shape[2];
-        in->input_features = fi->feat;
-        in->n_feature_frames = T;
-        in->media.n_audios = 1;
-        in->media.audio_feature_len[0] = T;
-        if (avl_st_has(st, "feature_attention_mask")) {
-            if (!get_ints(st, path, "feature_attention_mask", T, &v, &tv)) goto done;
-            int64_t s = 0;
-            for (int64_t j = 0; j < T; j++) s += v[j] != 0;
-            in->media.audio_feature_len[0] = s;
-            free(v);
-            v = NULL;
-        }
-    }
-    if (avl_st_has(st, "pixel_values_videos")) {
-        if (!get_floats(st, path, "pixel_values_videos", &fi->pix, &tv)) goto done;
-        in->pixel_values_videos = fi->pix;
-        if (!get_ints(st, path, "video_grid_thw", 3, &v, &tv)) goto done;
-        in->media.n_videos = 1;
-        for (int k = 0; k < 3; k++) in->media.video_grid_thw[0][k] = v[k];
-        free(v);
-        v = NULL;
-        in->media.video_second_per_grid[0] = 1.0;
-        if (avl_st_has(st, "video_second_per_grid")) {
-            float *s = NULL;
-            if (!get_floats(st, path, "video_second_per_grid", &s, &tv)) goto done;
-            in->media.video_second_per_grid[0] = s[0];
-            free(s);
-        }
-    }
-    ok = true;
-    goto done;
-oom:
-    fprintf(stderr, "avlens run: %s: out of memory\n", path);
-done:
-    free(v);
-    avl_st_close(st);
-    return ok;
-}
 
 /* Writes what the processor would hand the model for this run (names as `avlens forward` reads). */
 static avl_status dump_inputs(const char *out, const avl_thinker_inputs *in, int64_t n_mels)
@@ -340,7 +220,7 @@ int avl_cmd_run(int argc, char **argv)
     avl_model *m = NULL;
     avl_features *f = NULL;
     avl_prompt *pr = NULL;
-    file_inputs fi = {0};
+    avl_inputs *loaded = NULL;
     avl_answer *ans = NULL;
     char **frame_list = NULL, **words = NULL;
     int n_words = 0;
@@ -362,8 +242,10 @@ int avl_cmd_run(int argc, char **argv)
     }
     double t0 = now();
     if (inputs) {
-        if (!read_inputs(inputs, aiv, &fi)) goto done;
-        in = &fi.in;
+        /* the library's reader checks the tensors against the checkpoint's config */
+        avl_config cfg;
+        if ((rc = avl_config_load(model, &cfg)) || (rc = avl_inputs_load(inputs, &cfg, aiv, &loaded))) goto fail;
+        in = avl_inputs_get(loaded);
     } else {
         avl_features_params fp = avl_features_default_params();
         fp.video.fps = fps;
@@ -453,7 +335,7 @@ done:
     avl_answer_free(ans);
     avl_prompt_free(pr);
     avl_features_free(f);
-    file_inputs_free(&fi);
+    avl_inputs_free(loaded);
     free(frame_list);
     free(words);
     avl_model_free(m);
