@@ -1,5 +1,6 @@
 /* tools/avlens/cli.c: helpers shared by the subcommands. */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,4 +61,44 @@ long long cli_report_dataset_errors(const char *cmd, const avl_dataset *ds)
     for (long long i = 0; i < n && i < shown; i++) fprintf(stderr, "avlens %s: warning: %s\n", cmd, avl_dataset_error_at(ds, i)->message);
     if (n > shown) fprintf(stderr, "avlens %s: warning: ... and %lld more bad records\n", cmd, n - shown);
     return n;
+}
+
+bool cli_parse_real(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+bool cli_parse_positive(const char *s, double *out)
+{
+    double v;
+    if (!cli_parse_real(s, -INFINITY, INFINITY, &v) || !(v > 0)) return false;
+    *out = v;
+    return true;
+}
+
+long cli_split_list(char *s, char ***items)
+{
+    long n = 1;
+    for (char *p = s; *p; p++) n += *p == ',';
+    char **v = malloc(sizeof(char *) * (size_t)n);
+    if (!v) return -1;
+    long k = 0;
+    for (char *tok = s;; k++) {
+        char *comma = strchr(tok, ',');
+        if (comma) *comma = '\0';
+        if (!*tok) {
+            free(v);
+            return -(k + 2); /* empty item at index k */
+        }
+        v[k] = tok;
+        if (!comma) break;
+        tok = comma + 1;
+    }
+    *items = v;
+    return k + 1;
 }

@@ -20,6 +20,14 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* True when argv holds -h or --help. */
 bool cli_wants_help(int argc, char **argv);
 
+/* A finite number in [lo, hi]; false (no message) when s is not one. */
+bool cli_parse_real(const char *s, double lo, double hi, double *out);
+/* A finite number > 0; false (no message) when s is not one. */
+bool cli_parse_positive(const char *s, double *out);
+/* Splits a comma-separated list in place into *items (free() it): the count; -1 when out of
+ * memory; -(k + 2) when item k is empty. */
+long cli_split_list(char *s, char ***items);
+
 /* Parses a non-negative integer flag value; false (and a message) when it is not one. */
 bool cli_parse_int(const char *cmd, const char *flag, const char *s, long long *out);
 

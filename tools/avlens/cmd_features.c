@@ -40,38 +40,7 @@ static const char *usage_text =
     "  --system TEXT           the system prompt (default \"You are a helpful assistant.\")\n"
     "  --out FILE              the safetensors file to write\n";
 
-static bool parse_double(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v > 0) || !isfinite(v)) return false;
-    *out = v;
-    return true;
-}
 
-/* Splits a comma-separated list in place; returns the count or -1 on an empty item. */
-static long split_list(char *s, char ***items)
-{
-    long n = 1;
-    for (char *p = s; *p; p++) n += *p == ',';
-    char **v = malloc(sizeof(char *) * (size_t)n);
-    if (!v) return -1;
-    long k = 0;
-    for (char *tok = s;; k++) {
-        char *comma = strchr(tok, ',');
-        if (comma) *comma = '\0';
-        if (!*tok) {
-            free(v);
-            return -(k + 2); /* empty item at index k */
-        }
-        v[k] = tok;
-        if (!comma) break;
-        tok = comma + 1;
-    }
-    *items = v;
-    return k + 1;
-}
 
 /* The sequence parameters a checkpoint's config gives (what avl_model_seq_params returns for a
  * loaded model), without loading the weights. */
@@ -173,7 +142,7 @@ int avl_cmd_features(int argc, char **argv)
             else if (!strcmp(a, "--model")) model = v;
             else if (!strcmp(a, "--system")) system_text = v;
             else if (!strcmp(a, "--fps") || !strcmp(a, "--processor-fps")) {
-                if (!parse_double(v, !strcmp(a, "--fps") ? &fps : &processor_fps))
+                if (!cli_parse_positive(v, !strcmp(a, "--fps") ? &fps : &processor_fps))
                     return cli_usage_error(cmd, "%s wants a positive number, got '%s'", a, v);
             } else if (!cli_parse_int(cmd, "--max-pixels", v, &max_pixels)) {
                 return 2;
@@ -207,7 +176,7 @@ int avl_cmd_features(int argc, char **argv)
         rc = avl_features_from_video(video, audio, &p, &f);
     } else if (frames_arg) {
         char **items;
-        long n = split_list(frames_arg, &items);
+        long n = cli_split_list(frames_arg, &items);
         if (n == -1) return cli_fail(cmd, AVL_E_NOMEM);
         if (n < 0) return cli_usage_error(cmd, "--frames has an empty name at position %ld", -n - 1);
         source = items[0];

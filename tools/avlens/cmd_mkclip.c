@@ -26,15 +26,6 @@ static const char *USAGE =
     "  --tone T          a frequency in Hz (default 440), noise, silence, or none (no audio track)\n"
     "  --seed N          the shape's row and direction, and the noise (default 0)\n";
 
-static bool parse_pos(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v > 0) || !isfinite(v)) return false;
-    *out = v;
-    return true;
-}
 
 int avl_cmd_mkclip(int argc, char **argv)
 {
@@ -53,10 +44,10 @@ int avl_cmd_mkclip(int argc, char **argv)
         switch (c) {
         case 'o': out = optarg; break;
         case 'S':
-            if (!parse_pos(optarg, &p.seconds)) return cli_usage_error(cmd, "--seconds wants a positive number, got '%s'", optarg);
+            if (!cli_parse_positive(optarg, &p.seconds)) return cli_usage_error(cmd, "--seconds wants a positive number, got '%s'", optarg);
             break;
         case 'f':
-            if (!parse_pos(optarg, &p.fps)) return cli_usage_error(cmd, "--fps wants a positive number, got '%s'", optarg);
+            if (!cli_parse_positive(optarg, &p.fps)) return cli_usage_error(cmd, "--fps wants a positive number, got '%s'", optarg);
             break;
         case 'z': {
             long long w, h;
@@ -79,7 +70,7 @@ int avl_cmd_mkclip(int argc, char **argv)
             if (!strcmp(optarg, "noise")) p.sound = AVL_CLIP_NOISE;
             else if (!strcmp(optarg, "silence")) p.sound = AVL_CLIP_SILENCE;
             else if (!strcmp(optarg, "none")) p.sound = AVL_CLIP_NO_AUDIO;
-            else if (parse_pos(optarg, &p.tone_hz)) p.sound = AVL_CLIP_TONE;
+            else if (cli_parse_positive(optarg, &p.tone_hz)) p.sound = AVL_CLIP_TONE;
             else return cli_usage_error(cmd, "--tone wants a frequency in Hz, noise, silence or none, got '%s'", optarg);
             break;
         case 's': if (!cli_parse_int(cmd, "--seed", optarg, &seed)) return 2; break;

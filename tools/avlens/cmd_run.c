@@ -54,38 +54,7 @@ static double now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static bool parse_num(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
 
-/* Splits a comma-separated list in place: count, or -1 on an empty item / no memory. */
-static long split_list(char *s, char ***items)
-{
-    long n = 1;
-    for (char *p = s; *p; p++) n += *p == ',';
-    char **v = malloc(sizeof(char *) * (size_t)n);
-    if (!v) return -1;
-    long k = 0;
-    for (char *tok = s;; k++) {
-        char *comma = strchr(tok, ',');
-        if (comma) *comma = '\0';
-        if (!*tok) {
-            free(v);
-            return -1;
-        }
-        v[k] = tok;
-        if (!comma) break;
-        tok = comma + 1;
-    }
-    *items = v;
-    return k + 1;
-}
 
 static void progress(void *user, avl_answer_stage stage, double seconds)
 {
@@ -191,13 +160,13 @@ int avl_cmd_run(int argc, char **argv)
         case O_THREADS: if (!cli_parse_int(cmd, "--threads", optarg, &threads)) return 2; break;
         case O_MAXPIX: if (!cli_parse_int(cmd, "--max-pixels", optarg, &max_pixels)) return 2; break;
         case O_TEMP:
-            if (!parse_num(optarg, 0, 100, &temperature)) return cli_usage_error(cmd, "--temperature wants 0 to 100, got '%s'", optarg);
+            if (!cli_parse_real(optarg, 0, 100, &temperature)) return cli_usage_error(cmd, "--temperature wants 0 to 100, got '%s'", optarg);
             break;
         case O_TOPP:
-            if (!parse_num(optarg, 1e-9, 1, &top_p)) return cli_usage_error(cmd, "--top-p wants a number in (0, 1], got '%s'", optarg);
+            if (!cli_parse_real(optarg, 1e-9, 1, &top_p)) return cli_usage_error(cmd, "--top-p wants a number in (0, 1], got '%s'", optarg);
             break;
         case O_FPS:
-            if (!parse_num(optarg, 1e-3, 1000, &fps)) return cli_usage_error(cmd, "--fps wants a positive number, got '%s'", optarg);
+            if (!cli_parse_real(optarg, 1e-3, 1000, &fps)) return cli_usage_error(cmd, "--fps wants a positive number, got '%s'", optarg);
             break;
         case 'h': fputs(USAGE, stdout); return 0;
         default:
@@ -233,7 +202,7 @@ int avl_cmd_run(int argc, char **argv)
         goto done;
     }
     if (score_arg) {
-        long n = split_list(score_arg, &words);
+        long n = cli_split_list(score_arg, &words);
         if (n < 0) {
             exit_code = cli_usage_error(cmd, "--score wants comma-separated words, got an empty one");
             goto done;
@@ -255,7 +224,7 @@ int avl_cmd_run(int argc, char **argv)
         if (video) {
             rc = avl_features_from_video(video, audio, &fp, &f);
         } else if (frames_arg) {
-            long n = split_list(frames_arg, &frame_list);
+            long n = cli_split_list(frames_arg, &frame_list);
             if (n < 0) {
                 exit_code = cli_usage_error(cmd, "--frames wants comma-separated file names, got an empty one");
                 goto done;
