@@ -12,6 +12,7 @@
 
 #include "avlens/safetensors.h"
 #include "base/internal.h"
+#include "kernels/dtype.h"
 
 static inline uint32_t f2u(float x)
 {
@@ -27,7 +28,7 @@ static inline float u2f(uint32_t u)
     return x;
 }
 
-float avl_bf16_to_f32(uint16_t x) { return u2f((uint32_t)x << 16); }
+float avl_bf16_to_f32(uint16_t x) { return avl__bf16_to_f32(x); }
 
 uint16_t avl_f32_to_bf16(float x)
 {
@@ -39,24 +40,9 @@ uint16_t avl_f32_to_bf16(float x)
     return (uint16_t)(u >> 16);
 }
 
-float avl_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1Fu;
-    uint32_t mant = h & 0x3FFu;
-    if (exp == 0x1F) return u2f(sign | 0x7F800000u | (mant << 13)); /* inf, NaN (payload kept) */
-    if (exp == 0) {
-        if (mant == 0) return u2f(sign);
-        /* Subnormal: mant * 2^-24. Shift the leading 1 up to the implicit-bit position. */
-        uint32_t e = 113; /* 127 - 15 + 1 */
-        while (!(mant & 0x400u)) {
-            mant <<= 1;
-            e--;
-        }
-        return u2f(sign | (e << 23) | ((mant & 0x3FFu) << 13));
-    }
-    return u2f(sign | ((exp + 112u) << 23) | (mant << 13));
-}
+/* The exact widenings live in kernels/dtype.h (the kernels inline them); these are their
+ * public names. */
+float avl_f16_to_f32(uint16_t h) { return avl__f16_to_f32(h); }
 
 uint16_t avl_f32_to_f16(float x)
 {
