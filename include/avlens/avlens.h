@@ -30,6 +30,8 @@
 #include "avlens/backend.h"
 #include "avlens/eval.h"
 #include "avlens/dataset.h"
+#include "avlens/interp.h"
+#include "avlens/analysis.h"
 #include "avlens/safetensors.h"
 #include "avlens/sequence.h"
 #include "avlens/synth.h"
