@@ -169,21 +169,21 @@ typedef struct {
     char *text;       /* decoded, special tokens skipped */
     float *logits;    /* (n, V) raw logits of each step */
     int64_t V;
-} avl_answer;
+} avl_gen_answer;
 
-void avl_answer_clear(avl_answer *a);
+void avl_gen_answer_clear(avl_gen_answer *a);
 
 /* Greedy generation on prepared decoder inputs (embeds of map) under hooks (may be NULL),
  * keeping every step's logits. */
-avl_status avl_answer_generate(const avl_model *m, const avl_tokenizer *tok, const float *embeds,
+avl_status avl_gen_answer_run(const avl_model *m, const avl_tokenizer *tok, const float *embeds,
                                const avl_token_map *map, const avl_gen_params *gp, const avl_hooks *hooks,
-                               avl_answer *out);
+                               avl_gen_answer *out);
 
 /* The three runs of Sec. 3.1 on the processor tensors: joint; audio-only (video frames zeroed
  * before the processor: avl_corrupt_video_pixels ZERO, sequence unchanged); video-only (the
  * waveform zeroed: avl_corrupt_audio_features ZERO). norm: the processor's normalisation. */
 typedef struct {
-    avl_answer av, a, v;
+    avl_gen_answer av, a, v;
     avl_dominance dominance;
 } avl_dominance_result;
 
@@ -203,7 +203,7 @@ typedef struct {
 avl_trace_params avl_trace_default_params(const avl_model *m);
 
 typedef struct {
-    avl_answer clean, corr, rest;
+    avl_gen_answer clean, corr, rest;
     double p_clean_c, p_corr_c, p_rest_c; /* P(c): c = the clean answer word */
     double p_corr_r, p_rest_r;            /* P(r): r = the corrupted answer word */
     double ie_clean, ie_corr;             /* Eq. 3: P_rest(c) - P_corr(c); Eq. 4: P_corr(r) - P_rest(r) */

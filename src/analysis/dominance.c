@@ -93,7 +93,7 @@ double avl_word_prob(const float *step_logits, int64_t n_steps, int64_t V, const
     return best;
 }
 
-void avl_answer_clear(avl_answer *a)
+void avl_gen_answer_clear(avl_gen_answer *a)
 {
     if (!a) return;
     avl_free(a->ids);
@@ -115,9 +115,9 @@ static void on_logits(void *u, int64_t step, float *logits, int64_t V)
     if (k->user->on_logits) k->user->on_logits(k->user->user, step, logits, V);
 }
 
-avl_status avl_answer_generate(const avl_model *m, const avl_tokenizer *tok, const float *embeds,
+avl_status avl_gen_answer_run(const avl_model *m, const avl_tokenizer *tok, const float *embeds,
                                const avl_token_map *map, const avl_gen_params *gp, const avl_hooks *hooks,
-                               avl_answer *out)
+                               avl_gen_answer *out)
 {
     memset(out, 0, sizeof *out);
     avl_gen_params dp = avl_gen_default_params();
@@ -139,7 +139,7 @@ avl_status avl_answer_generate(const avl_model *m, const avl_tokenizer *tok, con
     avl_run_free(run);
     if (rc) {
         avl__free(k.logits);
-        avl_answer_clear(out);
+        avl_gen_answer_clear(out);
         return rc;
     }
     out->logits = k.logits;
@@ -150,14 +150,14 @@ avl_status avl_answer_generate(const avl_model *m, const avl_tokenizer *tok, con
 void avl_dominance_result_clear(avl_dominance_result *r)
 {
     if (!r) return;
-    avl_answer_clear(&r->av);
-    avl_answer_clear(&r->a);
-    avl_answer_clear(&r->v);
+    avl_gen_answer_clear(&r->av);
+    avl_gen_answer_clear(&r->a);
+    avl_gen_answer_clear(&r->v);
 }
 
 /* One run on in with one modality (if any) zeroed in a copy of its processor tensor. */
 static avl_status one_run(const avl_model *m, const avl_tokenizer *tok, const avl_thinker_inputs *in,
-                          const avl_gen_params *gp, avl_norm_mode norm, int zero_kind, avl_answer *out)
+                          const avl_gen_params *gp, avl_norm_mode norm, int zero_kind, avl_gen_answer *out)
 {
     avl_thinker_inputs ti = *in;
     float *copy = NULL, *embeds = NULL;
@@ -181,7 +181,7 @@ static avl_status one_run(const avl_model *m, const avl_tokenizer *tok, const av
         ti.input_features = copy;
     }
     if (!rc) rc = avl_thinker_embed(m, &ti, &embeds, &map, NULL);
-    if (!rc) rc = avl_answer_generate(m, tok, embeds, map, gp, NULL, out);
+    if (!rc) rc = avl_gen_answer_run(m, tok, embeds, map, gp, NULL, out);
     avl_free(embeds);
     avl_token_map_free(map);
     avl__free(copy);

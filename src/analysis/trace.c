@@ -26,13 +26,13 @@ avl_trace_params avl_trace_default_params(const avl_model *m)
 void avl_trace_result_clear(avl_trace_result *r)
 {
     if (!r) return;
-    avl_answer_clear(&r->clean);
-    avl_answer_clear(&r->corr);
-    avl_answer_clear(&r->rest);
+    avl_gen_answer_clear(&r->clean);
+    avl_gen_answer_clear(&r->corr);
+    avl_gen_answer_clear(&r->rest);
 }
 
 /* The answer word: the first white-space-delimited word of the text (a new string). */
-static char *word_of(const avl_answer *a)
+static char *word_of(const avl_gen_answer *a)
 {
     const char *s = a->text ? a->text : "";
     while (*s && isspace((unsigned char)*s)) s++;
@@ -56,11 +56,11 @@ avl_status avl_trace_run(const avl_model *m, const avl_tokenizer *tok, const avl
     char *c = NULL, *r = NULL;
     avl_status rc = avl_plan_new(m, map, &clean);
     if (!rc) rc = avl_plan_capture(clean, tp->site, tp->layer0, tp->layer1, tokens, &cap);
-    if (!rc) rc = avl_answer_generate(m, tok, clean_embeds, map, &tp->gen, avl_plan_hooks(clean), &out->clean);
-    if (!rc) rc = avl_answer_generate(m, tok, corr_embeds, map, &tp->gen, NULL, &out->corr);
+    if (!rc) rc = avl_gen_answer_run(m, tok, clean_embeds, map, &tp->gen, avl_plan_hooks(clean), &out->clean);
+    if (!rc) rc = avl_gen_answer_run(m, tok, corr_embeds, map, &tp->gen, NULL, &out->corr);
     if (!rc) rc = avl_plan_new(m, map, &rest);
     if (!rc) rc = avl_plan_patch(rest, tp->site, tp->layer0, tp->layer1, tokens, cap);
-    if (!rc) rc = avl_answer_generate(m, tok, corr_embeds, map, &tp->gen, avl_plan_hooks(rest), &out->rest);
+    if (!rc) rc = avl_gen_answer_run(m, tok, corr_embeds, map, &tp->gen, avl_plan_hooks(rest), &out->rest);
     if (!rc) {
         c = word_of(&out->clean);
         r = word_of(&out->corr);

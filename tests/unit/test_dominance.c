@@ -63,8 +63,8 @@ static void test_three_runs(void **state)
     float *embeds;
     avl_token_map *map;
     assert_int_equal(avl_thinker_embed(m, &ia, &embeds, &map, NULL), AVL_OK);
-    avl_answer a;
-    assert_int_equal(avl_answer_generate(m, tok, embeds, map, &gp, NULL, &a), AVL_OK);
+    avl_gen_answer a;
+    assert_int_equal(avl_gen_answer_run(m, tok, embeds, map, &gp, NULL, &a), AVL_OK);
     assert_int_equal(a.n, r.a.n);
     assert_memory_equal(a.ids, r.a.ids, (size_t)a.n * sizeof(int32_t));
     assert_memory_equal(a.logits, r.a.logits, (size_t)(a.n * a.V) * sizeof(float));
@@ -75,7 +75,7 @@ static void test_three_runs(void **state)
         int32_t o[2] = {id, -1};
         assert_true(avl_word_prob(a.logits, 1, a.V, o, true) <= p0);
     }
-    avl_answer_clear(&a);
+    avl_gen_answer_clear(&a);
     avl_token_map_free(map);
     avl_free(embeds);
     free(black);
