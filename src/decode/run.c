@@ -172,7 +172,8 @@ static avl_status asd_prepare(const avl_model *m, const avl_decode_params *p, co
     int64_t n = s->n_video + s->n_audio;
     int64_t *buf = avl__malloc((size_t)(2 * n + 2) * sizeof *buf);
     if (!buf) return avl__err(AVL_E_NOMEM, "decode: cannot allocate the sink sets");
-    int64_t *uv = buf, *cv = buf + s->n_video, *ua = buf + n + 1, *ca = ua + s->n_audio;
+    /* each modality's list is split into uni (first) and cross parts: 2 n_video + 2 n_audio slots */
+    int64_t *uv = buf, *cv = buf + s->n_video, *ua = buf + 2 * s->n_video, *ca = ua + s->n_audio;
     int64_t nuv, ncv, nua, nca;
     if ((rc = split(a->rx, s->video, s->n_video, true, &a->mv, uv, &nuv, cv, &ncv)) ||
         (rc = split(a->rx, s->audio, s->n_audio, false, &a->ma, ua, &nua, ca, &nca))) {
