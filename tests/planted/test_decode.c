@@ -7,6 +7,7 @@
  * alpha = 0, gamma = 1 equal vanilla; the KV-cache prefix copy equals recomputation.
  */
 #include "avl_test.h"
+#include "base/internal.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -482,6 +483,43 @@ static void test_edit_signs(void **state)
     }
 }
 
+/* Allocations of a decode fail in turn: AVL_E_NOMEM, nothing leaks (ASan), then success. */
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    int32_t uids[3] = {40, 41, 42};
+    avl_seq_params sp = avl_model_seq_params(F.m);
+    avl_media_shape ms = {0};
+    avl_token_map *um;
+    assert_int_equal(avl_seq_positions(&sp, uids, 3, &ms, false, &um), AVL_OK);
+    float *ue = malloc((size_t)(3 * HID) * sizeof *ue);
+    assert_int_equal(avl_run_embed_tokens(F.m, uids, 3, ue), AVL_OK);
+    avl_decode_input in = {.embeds = F.embeds, .map = F.map, .distorted_embeds = F.embeds, .uncond_embeds = ue,
+                           .uncond_map = um};
+    const avl_decode_method ms_[3] = {AVL_DECODE_ASD, AVL_DECODE_PAI, AVL_DECODE_VCD};
+    for (int i = 0; i < 3; i++) {
+        avl_decode_params p = params(ms_[i]);
+        p.max_new_tokens = 2;
+        /* the vocabulary is large (each pass's lm_head is the cost), so after the first 12 every
+         * 23rd allocation (ASD makes about 220 here) */
+        for (int64_t k = 1;; k += k < 12 ? 1 : 23) {
+            avl_decode_result r;
+            avl__alloc_fail_after(k);
+            avl_status rc = avl_decode(F.m, &in, &p, &r);
+            avl__alloc_fail_after(0);
+            if (rc == AVL_OK) {
+                avl_decode_result_clear(&r);
+                break;
+            }
+            if (rc != AVL_E_NOMEM) fail_msg("%s, allocation %lld: %s", avl_decode_method_name(p.method), (long long)k, avl_last_error());
+            assert_null(r.ids);
+            if (k > 100000) fail_msg("never succeeded");
+        }
+    }
+    avl_token_map_free(um);
+    free(ue);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -509,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_vanilla_is_generate), cmocka_unit_test(test_copy_prefix),
         cmocka_unit_test(test_shared_prefix),       cmocka_unit_test(test_alpha0_is_vanilla),
         cmocka_unit_test(test_edit_signs),          cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
