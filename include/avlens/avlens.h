@@ -32,6 +32,7 @@
 #include "avlens/dataset.h"
 #include "avlens/interp.h"
 #include "avlens/analysis.h"
+#include "avlens/decode.h"
 #include "avlens/safetensors.h"
 #include "avlens/sequence.h"
 #include "avlens/synth.h"

@@ -87,6 +87,10 @@ int64_t avl_run_length(const avl_run *r);
 /* Drops cached positions from keep on (keep <= length): a shared prefix stays. */
 avl_status avl_run_truncate(avl_run *r, int64_t keep);
 
+/* Makes dst's cache the first n cached positions of src (same model; n <= src's length and
+ * dst's capacity): what dst held is dropped. Two runs that share a prefix compute it once. */
+avl_status avl_run_copy_prefix(avl_run *dst, const avl_run *src, int64_t n);
+
 /* embeds (n, H) = rows of embed_tokens for ids, in fp32. */
 avl_status avl_run_embed_tokens(const avl_model *m, const int32_t *ids, int64_t n, float *embeds);
 

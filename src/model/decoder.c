@@ -89,6 +89,23 @@ avl_status avl_run_truncate(avl_run *r, int64_t keep)
     return AVL_OK;
 }
 
+avl_status avl_run_copy_prefix(avl_run *dst, const avl_run *src, int64_t n)
+{
+    if (dst->m != src->m) return avl__err(AVL_E_ARG, "run: cannot copy a cache between runs of different models");
+    if (n < 0 || n > src->len || n > dst->max_pos)
+        return avl__err(AVL_E_ARG, "run: cannot copy %lld positions (source holds %lld, destination room %lld)",
+                        (long long)n, (long long)src->len, (long long)dst->max_pos);
+    const avl_model *m = src->m;
+    size_t bytes = (size_t)(n * m->nkv * m->hd) * sizeof(float);
+    if (dst != src)
+        for (int64_t l = 0; l < m->n_layers; l++) {
+            memcpy(dst->k[l], src->k[l], bytes);
+            memcpy(dst->v[l], src->v[l], bytes);
+        }
+    dst->len = n;
+    return AVL_OK;
+}
+
 avl_status avl_run_embed_tokens(const avl_model *m, const int32_t *ids, int64_t n, float *embeds)
 {
     size_t es = avl__dtype_size(m->embed.dtype);

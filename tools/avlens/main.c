@@ -14,6 +14,7 @@ typedef struct {
 
 static const command commands[] = {
     {"backend", avl_cmd_backend, "the matrix-product backend and instruction set used here"},
+    {"caption", avl_cmd_caption, "captions with a decoding method: vanilla, ASD, reverse ASD, PAI, VCD"},
     {"chair", avl_cmd_chair, "object hallucination of captions: CHAIR_s, CHAIR_i, precision, recall, F1"},
     {"demo", avl_cmd_demo, "make a tiny model and show what avlens does with it"},
     {"features", avl_cmd_features, "a clip (video, frames, audio) -> the model inputs, as safetensors"},
