@@ -89,11 +89,41 @@ done
 "$cli" merge --in sh --out shm2 >/dev/null
 [ "$(norm shm2 sinks)" = "$(norm full sinks)" ] && [ "$(norm shm2 mds)" = "$(norm full mds)" ] && ok ||
   bad "sharded sinks/mds differ from unsharded"
-#@TRACE@
+
+# ---- trace ----
+"$cli" trace --help | grep -q -- "--layer-window" && ok || bad "trace --help"
+# the made model answers the same in every run: no sample is audio- or video-dominant
+"$cli" trace "${common[@]}" --out full --dims 0,1 --tau 1.5 2>err
+grep -q "0 done, 0 skipped, 0 failed" err && ok || bad "trace of no dominant sample: $(cat err)"
+# forced video-dominant (video corrupted, audio tokens restored, which follow the video in a 1 s clip)
+targs=(--dims 0,1 --tau 1.5 --force-dominance video --sets all,object,sink2,random2,unimodal2,crossmodal2 --layer-window 1)
+"$cli" trace "${common[@]}" --out full "${targs[@]}" 2>err
+grep -q "3 done, 0 skipped, 1 failed" err && ok || bad "trace summary: $(cat err)"
+t=full/trace/shard-0-of-1.jsonl
+for k in '"analysis":"trace"' '"dominance":"video"' '"site":"before_attn"' '"corruption":"zero"' '"n_layers":2' \
+         '"seed":0' '"clean":' '"corrupt":' '"p_clean_clean":' '"p_clean_corr":' '"p_corr_clean":' '"p_corr_corr":' \
+         '"results":[{"set":"all","n":null,"layer_start":0,"layer_end":2,"n_tokens":26,' '"restored":' \
+         '"p_rest_clean":' '"p_rest_corr":' '"ie_clean":' '"ie_corr":' '"set":"sink","n":2' '"set":"random","n":2' \
+         '"set":"unimodal_sink"' '"set":"crossmodal_sink"' '"layer_start":1,"layer_end":2' \
+         '"skipped":[{"set":"object","reason":"no sound-event seconds'; do
+  grep -qF -- "$k" "$t" && ok || bad "trace record lacks $k"
+done
+"$cli" trace "${common[@]}" --out full "${targs[@]}" 2>err
+grep -q "0 done, 4 skipped, 0 failed" err && ok || bad "trace rerun: $(cat err)"
+"$cli" trace "${common[@]}" --out sh "${targs[@]}" --shard 0/2 2>/dev/null
+"$cli" trace "${common[@]}" --out sh "${targs[@]}" --shard 1/2 2>/dev/null
+[ "$(norm sh trace)" = "$(norm full trace)" ] && ok || bad "sharded trace differs from unsharded"
+"$cli" trace "${common[@]}" --out full --force-dominance audio --sets all --site attn_out --corrupt noise 2>/dev/null
+grep -q '"site":"after_attn","corruption":"noise"' full/trace.after_attn_noise/shard-0-of-1.jsonl && ok ||
+  bad "another setting goes to its own folder"
+code=0; "$cli" trace "${common[@]}" --out x --sets sinkx 2>err || code=$?
+[ "$code" = 2 ] && grep -q -- "--sets" err && ok || bad "trace --sets sinkx"
+code=0; "$cli" trace "${common[@]}" --out x --site nowhere 2>err || code=$?
+[ "$code" = 2 ] && grep -q -- "--site" err && ok || bad "trace --site nowhere"
 
 # ---- report ----
 "$cli" report --in full --out rep >/dev/null
-for t in dominance.csv sinks.csv mds.csv report.html; do [ -s "rep/$t" ] && ok || bad "report lacks $t"; done
+for t in dominance.csv sinks.csv mds.csv trace.csv trace_table_1.csv report.html; do [ -s "rep/$t" ] && ok || bad "report lacks $t"; done
 grep -q "Failures" rep/report.html && ok || bad "report lists no failures"
 
 # ---- usage errors ----

@@ -167,8 +167,11 @@ int cli_ds_run(cli_ds *d, const char *const *analyses, int n_analyses, cli_ds_sa
         if ((rc = avl_records_open(&rp, &rec[a]))) goto fail;
     }
     int64_t n = avl_dataset_count(d->ds);
-    for (int64_t i = 0; i < n; i++)
-        if (avl_shard_selects(avl_dataset_at(d->ds, i)->id, d->shard_index, d->shard_count)) n_selected++;
+    for (int64_t i = 0; i < n; i++) {
+        const avl_sample *s = avl_dataset_at(d->ds, i);
+        if (avl_shard_selects(s->id, d->shard_index, d->shard_count) && (!d->select || d->select(d->select_user, s)))
+            n_selected++;
+    }
     avl_progress_params pp = avl_progress_default_params();
     pp.label = d->cmd;
     pp.total = n_selected;
@@ -178,6 +181,7 @@ int cli_ds_run(cli_ds *d, const char *const *analyses, int n_analyses, cli_ds_sa
     for (int64_t i = 0; i < n; i++) {
         const avl_sample *s = avl_dataset_at(d->ds, i);
         if (!avl_shard_selects(s->id, d->shard_index, d->shard_count)) continue;
+        if (d->select && !d->select(d->select_user, s)) continue;
         bool done = true;
         for (int a = 0; a < n_analyses; a++) done = done && avl_records_done(rec[a], s->id);
         if (done) {
@@ -215,4 +219,19 @@ done:
     avl_progress_free(pg);
     for (int a = 0; a < n_analyses; a++) avl_records_close(rec[a]);
     return exit_code;
+}
+
+bool cli_parse_dims(const char *s, avl_sink_params *p)
+{
+    p->n_dims = 0;
+    while (*s) {
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (end == s || v < 0 || p->n_dims == AVL_SINK_MAX_DIMS) return false;
+        p->dims[p->n_dims++] = v;
+        s = end;
+        if (*s == ',') s++;
+        else if (*s) return false;
+    }
+    return p->n_dims > 0;
 }

@@ -56,6 +56,9 @@ typedef struct {
     int shard_index, shard_count;
     bool retry_errors, fast_processor;
     long long threads, max_new_tokens, limit;
+    /* optional: samples for which select returns false are left out of the run (not counted) */
+    bool (*select)(void *user, const avl_sample *s);
+    void *select_user;
     /* after cli_ds_open */
     avl_dataset *ds;
     avl_model *m;
@@ -95,5 +98,8 @@ int cli_ds_run(cli_ds *d, const char *const *analyses, int n_analyses, cli_ds_sa
 void *cli_ds_record_new(const cli_ds *d, const avl_sample *s);
 /* Dumps a jansson object compactly (malloc'd string) and releases it; NULL on allocation failure. */
 char *cli_ds_record_dump(void *obj);
+
+/* "D1,D2,..." into p's sink dimensions; false when it is not such a list. */
+bool cli_parse_dims(const char *s, avl_sink_params *p);
 
 #endif

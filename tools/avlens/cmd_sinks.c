@@ -58,20 +58,6 @@ static json_t *id_list(const int64_t *v, int64_t n)
     return a;
 }
 
-static bool parse_dims(const char *s, avl_sink_params *p)
-{
-    p->n_dims = 0;
-    while (*s) {
-        char *end;
-        long long v = strtoll(s, &end, 10);
-        if (end == s || v < 0 || p->n_dims == AVL_SINK_MAX_DIMS) return false;
-        p->dims[p->n_dims++] = v;
-        s = end;
-        if (*s == ',') s++;
-        else if (*s) return false;
-    }
-    return p->n_dims > 0;
-}
 
 /* The split of one modality's sinks as {"unimodal": [...], "<cross>": [...]}. */
 static json_t *split_json_key(const avl_mds *md, const int64_t *list, int64_t n, bool video, const char *cross)
@@ -168,7 +154,7 @@ int avl_cmd_sinks(int argc, char **argv)
     avl_sink_params sp;
     avl_sink_default_params(cfg, &sp);
     if (tau >= 0) sp.tau = tau;
-    if (dims && !parse_dims(dims, &sp)) {
+    if (dims && !cli_parse_dims(dims, &sp)) {
         exit_code = cli_usage_error("sinks", "--dims wants a comma-separated list of dimensions, got '%s'", dims);
         goto done;
     }
@@ -458,7 +444,7 @@ static int sinks_dataset(int argc, char **argv)
     if (!code) {
         avl_sink_default_params(avl_model_config(d.m), &c.sp);
         if (tau >= 0) c.sp.tau = tau;
-        if (dims && !parse_dims(dims, &c.sp))
+        if (dims && !cli_parse_dims(dims, &c.sp))
             code = cli_usage_error("sinks", "--dims wants a comma-separated list of dimensions, got '%s'", dims);
         else if (c.sp.n_dims == 0) {
             fprintf(stderr, "avlens sinks: %s: no known sink dimensions for this model: give --dims (avlens sinkdims finds them)\n",
