@@ -116,6 +116,23 @@ grep -q "0 done, 4 skipped, 0 failed" err && ok || bad "trace rerun: $(cat err)"
 "$cli" trace "${common[@]}" --out full --force-dominance audio --sets all --site attn_out --corrupt noise 2>/dev/null
 grep -q '"site":"after_attn","corruption":"noise"' full/trace.after_attn_noise/shard-0-of-1.jsonl && ok ||
   bad "another setting goes to its own folder"
+# Object sets: a white mask (all video tokens of its grid index), a mask of the wrong size (an
+# error record naming it), sound-event blocks from an object_important_seconds file
+{ printf 'P6\n64 48\n255\n'; head -c $((64 * 48 * 3)) /dev/zero | tr '\0' '\377'; } >white.ppm
+{ printf 'P6\n32 48\n255\n'; head -c $((32 * 48 * 3)) /dev/zero | tr '\0' '\377'; } >narrow.ppm
+sed 's/"label_name":"red square"}/"label_name":"red square","masks":["white.ppm",null]}/;
+     s/"label_name":"green square"}/"label_name":"green square","masks":["narrow.ppm"]}/' man.json >man_masks.json
+echo '[{"audio":"clips/red_000000.wav","important_blocks":[0]}]' >events.json
+margs=(--manifest man_masks.json --model m --media-root "$work" --threads 1 --sets object)
+"$cli" trace "${margs[@]}" --out obj_v --force-dominance audio 2>/dev/null
+grep -F '"id":"red_000000"' obj_v/trace/shard-0-of-1.jsonl | grep -qF '"set":"object","n":null,"layer_start":0,"layer_end":2,"n_tokens":140,' &&
+  ok || bad "video Object set from a white mask"
+grep -F '"id":"green_000000"' obj_v/trace/shard-0-of-1.jsonl | grep -qF 'narrow.ppm: mask is 32x48 but its frame is 64x48' &&
+  ok || bad "mask size mismatch is an error record naming the mask"
+grep -F '"id":"blue_000000"' obj_v/trace/shard-0-of-1.jsonl | grep -qF 'no object masks' && ok || bad "no masks: a note"
+"$cli" trace "${margs[@]}" --out obj_a --force-dominance video --events events.json 2>/dev/null
+grep -F '"id":"red_000000"' obj_a/trace/shard-0-of-1.jsonl | grep -qF '"set":"object","n":null,"layer_start":0,"layer_end":2,"n_tokens":26,' &&
+  ok || bad "audio Object set from sound-event blocks"
 code=0; "$cli" trace "${common[@]}" --out x --sets sinkx 2>err || code=$?
 [ "$code" = 2 ] && grep -q -- "--sets" err && ok || bad "trace --sets sinkx"
 code=0; "$cli" trace "${common[@]}" --out x --site nowhere 2>err || code=$?

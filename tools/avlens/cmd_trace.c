@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/internal.h"
 #include "cli.h"
 #include "cli_dataset.h"
 
@@ -29,6 +30,10 @@ static const char USAGE[] =
     "  --corrupt KIND         zero (default), noise (N(0, std^2) on the processor tensor), mean\n"
     "  --noise-std X          std of --corrupt noise (default 1)\n"
     "  --seed S               seed of the random sets and the noise (default 0)\n"
+    "  --events FILE          sound events for the audio Object set: the authors'\n"
+    "                         object_important_seconds_*.json (\"important_blocks\": 2 s blocks)\n"
+    "                         The video Object set reads the sample's \"masks\" field: one mask image\n"
+    "                         per temporal grid index (null: none), paths as the media's\n"
     "  --force-dominance M    audio or video: trace every sample as M-dominant (no dominance records)\n"
     "  --tau T, --dims LIST   sink threshold and dimensions (default: the paper's for this model)\n" CLI_DS_OPTIONS_HELP;
 
@@ -53,6 +58,8 @@ typedef struct {
     char force;       /* 'a', 'v' or 0 */
     char *dom;        /* (dataset count) 'a', 'v', 'n' or 0 (no record) */
     const avl_dataset *ds;
+    avl_dataset *events;  /* --events: object_important_seconds items, by id */
+    const char *media_root;
 } trace_ctx;
 
 static bool parse_sets(const char *s, trace_ctx *c)
@@ -143,17 +150,71 @@ static void first_word(const char *text, char *out, size_t cap)
 }
 
 /* The token set of one request; *skip gets a reason when it cannot be made for this sample. */
-static avl_status make_set(const trace_ctx *c, int k, const avl_token_map *map, const avl_tokset *base,
-                           const avl_phi_table *phi, const avl_received *rx, bool patch_video, avl_tokset *out,
-                           const char **skip)
+/* The Object set: video tokens under the sample's masks, or audio tokens in its sound-event
+ * blocks (2 s each, the authors' important_blocks); *skip when the sample has neither. */
+static avl_status object_set(const trace_ctx *c, const avl_sample *smp, const avl_features *f,
+                             const avl_token_map *map, bool patch_video, avl_tokset *out, const char **skip)
+{
+    avl_status rc = AVL_OK;
+    if (patch_video) {
+        json_t *x = json_loads(smp->extra_json ? smp->extra_json : "{}", 0, NULL);
+        json_t *arr = json_object_get(x, "masks");
+        size_t n = json_is_array(arr) ? json_array_size(arr) : 0;
+        if (!n) {
+            json_decref(x);
+            *skip = "no object masks for this sample (no \"masks\" field)";
+            return AVL_OK;
+        }
+        char **paths = calloc(n, sizeof *paths);
+        if (!paths) rc = AVL_E_NOMEM;
+        for (size_t i = 0; i < n && !rc; i++) {
+            const char *p = json_string_value(json_array_get(arr, i));
+            if (!p) continue;
+            size_t need = strlen(p) + (c->media_root ? strlen(c->media_root) : 0) + 2;
+            if (!(paths[i] = malloc(need))) rc = AVL_E_NOMEM;
+            else if (p[0] != '/' && c->media_root && c->media_root[0]) snprintf(paths[i], need, "%s/%s", c->media_root, p);
+            else snprintf(paths[i], need, "%s", p);
+        }
+        avl_masks *m = NULL;
+        /* masks are drawn on the decoded frames */
+        if (!rc) rc = avl_masks_read((const char *const *)paths, (int64_t)n, f->src_h, f->src_w, &m);
+        if (!rc) rc = avl_tokset_object_masks(map, 0, m, 30, out);
+        avl_masks_free(m);
+        for (size_t i = 0; paths && i < n; i++) free(paths[i]);
+        free(paths);
+        json_decref(x);
+        return rc;
+    }
+    int64_t e = c->events ? avl_dataset_find(c->events, smp->id) : -1;
+    json_t *x = e >= 0 ? json_loads(avl_dataset_at(c->events, e)->extra_json, 0, NULL) : NULL;
+    json_t *blocks = json_object_get(x, "important_blocks");
+    size_t n = json_is_array(blocks) ? json_array_size(blocks) : 0;
+    if (!n) {
+        json_decref(x);
+        *skip = c->events ? "no sound-event blocks for this sample in --events" : "no sound-event seconds (give --events)";
+        return AVL_OK;
+    }
+    double *seg = malloc(2 * n * sizeof *seg);
+    if (!seg) rc = AVL_E_NOMEM;
+    for (size_t i = 0; i < n && !rc; i++) {
+        double b = json_number_value(json_array_get(blocks, i));
+        seg[2 * i] = 2.0 * b; /* the 2-second chunks of audio-in-video */
+        seg[2 * i + 1] = 2.0 * b + 2.0;
+    }
+    if (!rc) rc = avl_tokset_object_audio(map, 0, seg, (int64_t)n, out);
+    free(seg);
+    json_decref(x);
+    return rc;
+}
+
+static avl_status make_set(const trace_ctx *c, int k, const avl_sample *smp, const avl_features *f,
+                           const avl_token_map *map, const avl_tokset *base, const avl_phi_table *phi,
+                           const avl_received *rx, bool patch_video, avl_tokset *out, const char **skip)
 {
     memset(out, 0, sizeof *out);
     *skip = NULL;
     if (c->kind[k] == SET_ALL) return avl_tokset_from_list(base->pos, base->n, out);
-    if (c->kind[k] == SET_OBJECT) {
-        *skip = patch_video ? "no object masks for this sample" : "no sound-event seconds for this sample";
-        return AVL_OK;
-    }
+    if (c->kind[k] == SET_OBJECT) return object_set(c, smp, f, map, patch_video, out, skip);
     avl_sinks *s = NULL;
     avl_status rc = avl_sinks_find(phi, c->sp.tau, map, c->n[k], &s);
     if (rc) return rc;
@@ -265,7 +326,7 @@ static avl_status trace_one(void *user, const cli_ds *d, const avl_sample *smp, 
     for (int k = 0; k < c->n_sets && !rc; k++) {
         avl_tokset set;
         const char *why;
-        if ((rc = make_set(c, k, map, &base, phi, rx, patch_video, &set, &why))) break;
+        if ((rc = make_set(c, k, smp, in.f, map, &base, phi, rx, patch_video, &set, &why))) break;
         if (why) {
             json_t *e = json_object();
             json_object_set_new(e, "set", json_string(SET_NAME[c->kind[k]]));
@@ -320,7 +381,11 @@ static avl_status trace_one(void *user, const cli_ds *d, const avl_sample *smp, 
         }
         avl_tokset_free(&set);
     }
-    if (!rc && !top) rc = AVL_E_ARG; /* every set skipped: say so in the error record */
+    if (!rc && !top) { /* every set skipped: say why in the error record */
+        json_t *first = json_array_get(skipped, 0);
+        rc = avl__err(AVL_E_ARG, "%s: no token set could be built (%s: %s)", smp->id,
+                      json_string_value(json_object_get(first, "set")), json_string_value(json_object_get(first, "reason")));
+    }
     if (!rc) {
         json_object_set_new(o, "results", results);
         results = NULL;
@@ -358,10 +423,10 @@ int avl_cmd_trace(int argc, char **argv)
     trace_ctx c = {.site = AVL_SITE_ATTN_IN, .site_name = "before_attn", .corrupt = AVL_CORRUPT_ZERO,
                    .corrupt_name = "zero", .noise_std = 1.0};
     parse_sets("all,sink2,random2", &c);
-    const char *dims = NULL;
+    const char *dims = NULL, *events = NULL;
     double tau = -1;
     long long seed = 0;
-    enum { O_SETS = 1, O_SITE, O_WIN, O_CORR, O_STD, O_SEED, O_FORCE, O_TAU, O_DIMS };
+    enum { O_SETS = 1, O_SITE, O_WIN, O_CORR, O_STD, O_SEED, O_FORCE, O_TAU, O_DIMS, O_EVENTS };
     static const struct option opts[] = {CLI_DS_LONG_OPTIONS,
                                          {"sets", required_argument, 0, O_SETS},
                                          {"site", required_argument, 0, O_SITE},
@@ -370,6 +435,7 @@ int avl_cmd_trace(int argc, char **argv)
                                          {"noise-std", required_argument, 0, O_STD},
                                          {"seed", required_argument, 0, O_SEED},
                                          {"force-dominance", required_argument, 0, O_FORCE},
+                                         {"events", required_argument, 0, O_EVENTS},
                                          {"tau", required_argument, 0, O_TAU},
                                          {"dims", required_argument, 0, O_DIMS},
                                          {"help", no_argument, 0, 'h'},
@@ -401,6 +467,7 @@ int avl_cmd_trace(int argc, char **argv)
             if (end == optarg || *end || !(c.noise_std >= 0)) return cli_usage_error("trace", "--noise-std wants a number >= 0");
             break;
         case O_SEED: if (!cli_parse_int("trace", "--seed", optarg, &seed)) return 2; break;
+        case O_EVENTS: events = optarg; break;
         case O_FORCE:
             if (!strcmp(optarg, "audio")) c.force = 'a';
             else if (!strcmp(optarg, "video")) c.force = 'v';
@@ -420,6 +487,10 @@ int avl_cmd_trace(int argc, char **argv)
     }
     if (optind < argc) return cli_usage_error("trace", "unexpected argument '%s'", argv[optind]);
     c.seed = (uint64_t)seed;
+    c.media_root = d.media_root;
+    avl_dataset_params evp = avl_dataset_default_params();
+    evp.media_root = d.media_root;
+    avl_status rc;
     int code = cli_ds_open(&d);
     if (!code) {
         avl_sink_default_params(avl_model_config(d.m), &c.sp);
@@ -432,6 +503,8 @@ int avl_cmd_trace(int argc, char **argv)
             fprintf(stderr, "avlens trace: %s: no known sink dimensions for this model: give --dims (avlens sinkdims finds them)\n",
                     d.model_dir);
             code = 1;
+        } else if (events && (rc = avl_dataset_load(events, &evp, &c.events))) {
+            code = cli_fail("trace", rc);
         } else if (!c.force && !read_dominance(&d, &c)) {
             code = cli_fail("trace", AVL_E_NOMEM);
         }
@@ -448,6 +521,7 @@ int avl_cmd_trace(int argc, char **argv)
         code = cli_ds_run(&d, names, 1, trace_one, &c);
     }
     free(c.dom);
+    avl_dataset_free(c.events);
     cli_ds_close(&d);
     return code;
 }
