@@ -132,6 +132,29 @@ void avl_summarize(const double *x, int64_t n, avl_summary *out);
 avl_status avl_tokset_object_video(const avl_token_map *map, int item, const uint8_t *const *masks, int64_t n_masks,
                                    int64_t mask_h, int64_t mask_w, int threshold, avl_tokset *out);
 
+/* Object masks of one video item (src/analysis/masks.c): grey images, one per temporal grid
+ * index, NULL where a frame has none. */
+typedef struct {
+    int64_t n;        /* masks (grid indices) */
+    int64_t h, w;     /* size of every mask present */
+    uint8_t **grey;   /* (n) each (h, w), or NULL */
+} avl_masks;
+
+/* Reads paths[0..n) (PNG/JPG, as SAM2 writes them; a NULL path: no mask for that index) with
+ * avl_image_read and converts them to grey (avl_mask_grey). Each mask must be frame_h x frame_w
+ * (the size of the frames it was drawn on; 0 and 0: all masks must match the first one);
+ * a mismatch is AVL_E_FORMAT naming the mask file and both sizes ("m/001.png: mask is 64x48 but
+ * its frame is 224x160"). Unreadable files: AVL_E_IO / AVL_E_MEDIA naming the file. */
+avl_status avl_masks_read(const char *const *paths, int64_t n, int64_t frame_h, int64_t frame_w, avl_masks **out);
+void avl_masks_free(avl_masks *m); /* NULL-safe */
+
+/* Pillow's convert("L") of n_pixels RGB24 pixels: (19595 R + 38470 G + 7471 B + 2^15) >> 16. */
+void avl_mask_grey(const uint8_t *rgb, int64_t n_pixels, uint8_t *grey);
+
+/* avl_tokset_object_video on the masks read above. */
+avl_status avl_tokset_object_masks(const avl_token_map *map, int item, const avl_masks *m, int threshold,
+                                   avl_tokset *out);
+
 /* Object tokens of audio item `item`: tokens whose time span [t0, t1) overlaps one of the
  * sound-event segments (n_seg pairs of seconds [start, end)). */
 avl_status avl_tokset_object_audio(const avl_token_map *map, int item, const double *segments, int64_t n_seg,

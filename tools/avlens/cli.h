@@ -54,6 +54,8 @@ int avl_cmd_manifest(int argc, char **argv);
 int avl_cmd_merge(int argc, char **argv);
 int avl_cmd_report(int argc, char **argv);
 int avl_cmd_sinkdims(int argc, char **argv);
+int avl_cmd_dominance(int argc, char **argv);
+int avl_cmd_trace(int argc, char **argv);
 int avl_cmd_sinks(int argc, char **argv);
 int avl_cmd_caption(int argc, char **argv);
 int avl_cmd_version(int argc, char **argv);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_dataset.h"
 #include "cli_inputs.h"
 
 static const char *USAGE =
@@ -31,7 +32,20 @@ static const char *USAGE =
     "  --use-audio-in-video   with --inputs: the audio belongs to the video\n"
     "  --fast-processor       with --video: the fast image processor's normalisation\n"
     "  --backend NAME         auto (default), ref, onednn, openblas\n"
-    "  --threads N            worker threads (default: all cores)\n";
+    "  --threads N            worker threads (default: all cores)\n\n"
+    "Over a data set (--manifest): see avlens sinks --manifest x --help.\n";
+
+static const char USAGE_DS[] =
+    "usage: avlens sinks --manifest FILE --model DIR --out DIR [--media-root DIR] [--shard i/n]\n"
+    "                    [--k-divide N1,N2,...] [--mds-divide N] [--tau T] [--dims D1,D2,...] [options]\n\n"
+    "For each sample of the manifest (its own prompt) runs one prefill and writes two records:\n"
+    "OUT/sinks/ (per-layer sink counts, the layer frequency of each position, the global sinks for\n"
+    "each N) and OUT/mds/ (MDS per layer of each global sink of N = --mds-divide, their attention\n"
+    "from video and audio queries, and the unimodal / cross-modal split), as docs/records.md says.\n"
+    "Resumable and shardable as avlens dominance.\n\n"
+    "  --k-divide LIST        the N of the global sinks, K = floor(L / N) (default 2,3: tracing, ASD)\n"
+    "  --mds-divide N         the N whose sinks get MDS records (default: the first of --k-divide)\n"
+    "  --tau T, --dims LIST   as without --manifest\n" CLI_DS_OPTIONS_HELP;
 
 static const char *KIND[] = {"text", "special", "audio", "video", "image"};
 
@@ -44,23 +58,9 @@ static json_t *id_list(const int64_t *v, int64_t n)
     return a;
 }
 
-static bool parse_dims(const char *s, avl_sink_params *p)
-{
-    p->n_dims = 0;
-    while (*s) {
-        char *end;
-        long long v = strtoll(s, &end, 10);
-        if (end == s || v < 0 || p->n_dims == AVL_SINK_MAX_DIMS) return false;
-        p->dims[p->n_dims++] = v;
-        s = end;
-        if (*s == ',') s++;
-        else if (*s) return false;
-    }
-    return p->n_dims > 0;
-}
 
-/* The split of one modality's sinks as {"unimodal": [...], "cross_modal": [...]}. */
-static json_t *split_json(const avl_mds *md, const int64_t *list, int64_t n, bool video)
+/* The split of one modality's sinks as {"unimodal": [...], "<cross>": [...]}. */
+static json_t *split_json_key(const avl_mds *md, const int64_t *list, int64_t n, bool video, const char *cross)
 {
     json_t *o = json_object();
     int64_t *idx = malloc((size_t)(n + 1) * sizeof *idx), *order = malloc((size_t)(n + 1) * sizeof *order);
@@ -73,7 +73,7 @@ static json_t *split_json(const avl_mds *md, const int64_t *list, int64_t n, boo
         avl_mds sub = {.n = n, .sinks = (int64_t *)list, .mean = mean};
         if (avl_mds_split(&sub, video, order, &n_uni) == AVL_OK) {
             json_object_set_new(o, "unimodal", id_list(order, n_uni));
-            json_object_set_new(o, "cross_modal", id_list(order + n_uni, n - n_uni));
+            json_object_set_new(o, cross, id_list(order + n_uni, n - n_uni));
         }
     }
     free(idx);
@@ -82,8 +82,17 @@ static json_t *split_json(const avl_mds *md, const int64_t *list, int64_t n, boo
     return o;
 }
 
+static json_t *split_json(const avl_mds *md, const int64_t *list, int64_t n, bool video)
+{
+    return split_json_key(md, list, n, video, "cross_modal");
+}
+
+static int sinks_dataset(int argc, char **argv);
+
 int avl_cmd_sinks(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--manifest") || !strncmp(argv[i], "--manifest=", 11)) return sinks_dataset(argc, argv);
     const char *model = NULL, *inputs = NULL, *video = NULL, *dims = NULL, *backend = "auto";
     const char *prompt = "Describe what you see and hear in a single sentence.";
     bool aiv = false, fast = false;
@@ -145,7 +154,7 @@ int avl_cmd_sinks(int argc, char **argv)
     avl_sink_params sp;
     avl_sink_default_params(cfg, &sp);
     if (tau >= 0) sp.tau = tau;
-    if (dims && !parse_dims(dims, &sp)) {
+    if (dims && !cli_parse_dims(dims, &sp)) {
         exit_code = cli_usage_error("sinks", "--dims wants a comma-separated list of dimensions, got '%s'", dims);
         goto done;
     }
@@ -238,4 +247,214 @@ done:
     cli_inputs_free(&in);
     avl_model_free(m);
     return exit_code;
+}
+
+/* ---- over a data set: sinks and mds records ---- */
+
+#define MAX_DIVIDES 8
+
+typedef struct {
+    avl_sink_params sp;
+    int64_t divides[MAX_DIVIDES];
+    int n_divides;
+    int64_t mds_divide;
+} sinks_ds_ctx;
+
+static bool parse_divides(const char *s, sinks_ds_ctx *c)
+{
+    c->n_divides = 0;
+    while (*s) {
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (end == s || v < 1 || c->n_divides == MAX_DIVIDES) return false;
+        c->divides[c->n_divides++] = v;
+        s = end;
+        if (*s == ',') s++;
+        else if (*s) return false;
+    }
+    return c->n_divides > 0;
+}
+
+static const char *kind_name(avl_tok_kind k) { return k >= 0 && k <= 4 ? KIND[(int)k] : "?"; }
+
+static avl_status sinks_one(void *user, const cli_ds *d, const avl_sample *smp, char **json)
+{
+    const sinks_ds_ctx *c = user;
+    const avl_config *cfg = avl_model_config(d->m);
+    int nl = (int)cfg->text.num_hidden_layers;
+    cli_inputs in;
+    float *embeds = NULL, *logits = NULL;
+    avl_token_map *map = NULL;
+    avl_plan *plan = NULL;
+    avl_phi_table *phi = NULL;
+    avl_received *rx = NULL;
+    avl_sinks *s = NULL;
+    avl_mds *md = NULL;
+    avl_run *run = NULL;
+    avl_status rc = cli_ds_sample_inputs(d, smp, &in);
+    if (rc) return rc;
+    if ((rc = avl_thinker_embed(d->m, &in.ti, &embeds, &map, NULL))) goto done;
+    if ((rc = avl_plan_new(d->m, map, &plan))) goto done;
+    if ((rc = avl_sinks_observe(plan, &c->sp, &phi))) goto done;
+    if ((rc = avl_plan_observe_received(plan, 0, nl, &rx))) goto done;
+    if (!(logits = malloc((size_t)cfg->text.vocab_size * sizeof *logits))) {
+        rc = AVL_E_NOMEM;
+        goto done;
+    }
+    if ((rc = avl_run_new(d->m, map->n > 0 ? map->n : 1, &run))) goto done;
+    if ((rc = avl_run_forward(run, embeds, map->pos, map->n, map->n, avl_plan_hooks(plan), logits, map->n > 0)))
+        goto done;
+
+    /* the sinks record */
+    json_t *o = cli_ds_record_new(d, smp);
+    json_object_set_new(o, "n_tokens", json_integer(map->n));
+    json_object_set_new(o, "n_layers", json_integer(nl));
+    json_object_set_new(o, "tau", json_real(c->sp.tau));
+    json_object_set_new(o, "dims", id_list(c->sp.dims, c->sp.n_dims));
+    json_t *seg = json_array();
+    for (int64_t i = 0; i < map->n;) {
+        int64_t j = i;
+        while (j < map->n && map->tok[j].kind == map->tok[i].kind) j++;
+        json_t *e = json_object();
+        json_object_set_new(e, "modality", json_string(kind_name(map->tok[i].kind)));
+        json_object_set_new(e, "start", json_integer(i));
+        json_object_set_new(e, "end", json_integer(j));
+        json_array_append_new(seg, e);
+        i = j;
+    }
+    json_object_set_new(o, "segments", seg);
+    json_t *glob = json_object();
+    for (int k = 0; k < c->n_divides && !rc; k++) {
+        avl_sinks *sk = NULL;
+        if ((rc = avl_sinks_find(phi, c->sp.tau, map, c->divides[k], &sk))) break;
+        if (k == 0) {
+            json_object_set_new(o, "layer_counts", id_list(sk->layer_count, nl));
+            json_t *freq = json_array();
+            for (int64_t p = 0; p < map->n; p++)
+                if (sk->freq[p] > 0) {
+                    json_t *pair = json_array();
+                    json_array_append_new(pair, json_integer(p));
+                    json_array_append_new(pair, json_integer(sk->freq[p]));
+                    json_array_append_new(freq, pair);
+                }
+            json_object_set_new(o, "freq", freq);
+        }
+        char key[32];
+        snprintf(key, sizeof key, "%lld", (long long)c->divides[k]);
+        json_object_set_new(glob, key, id_list(sk->global, sk->n_global));
+        avl_sinks_free(sk);
+    }
+    json_object_set_new(o, "global", glob);
+    if (rc) {
+        json_decref(o);
+        goto done;
+    }
+    if (!(json[0] = cli_ds_record_dump(o))) {
+        rc = AVL_E_NOMEM;
+        goto done;
+    }
+
+    /* the mds record */
+    if ((rc = avl_sinks_find(phi, c->sp.tau, map, c->mds_divide, &s))) goto done;
+    if ((rc = avl_mds_compute(rx, s->global, s->n_global, &md))) goto done;
+    o = cli_ds_record_new(d, smp);
+    json_object_set_new(o, "n_divide", json_integer(c->mds_divide));
+    json_object_set_new(o, "n_layers", json_integer(nl));
+    json_t *arr = json_array();
+    for (int64_t i = 0; i < md->n; i++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "pos", json_integer(md->sinks[i]));
+        json_object_set_new(e, "modality", json_string(kind_name(map->tok[md->sinks[i]].kind)));
+        json_t *v[3] = {json_array(), json_array(), json_array()};
+        for (int l = 0; l < md->n_layers; l++) {
+            json_array_append_new(v[0], num_or_null(md->mds[i * md->n_layers + l]));
+            json_array_append_new(v[1], num_or_null(md->a_v[i * md->n_layers + l]));
+            json_array_append_new(v[2], num_or_null(md->a_a[i * md->n_layers + l]));
+        }
+        json_object_set_new(e, "mds", v[0]);
+        json_object_set_new(e, "a_v", v[1]);
+        json_object_set_new(e, "a_a", v[2]);
+        json_array_append_new(arr, e);
+    }
+    json_object_set_new(o, "sinks", arr);
+    json_t *split = json_object();
+    json_object_set_new(split, "video", split_json_key(md, s->video, s->n_video, true, "crossmodal"));
+    json_object_set_new(split, "audio", split_json_key(md, s->audio, s->n_audio, false, "crossmodal"));
+    json_object_set_new(o, "split", split);
+    if (!(json[1] = cli_ds_record_dump(o))) rc = AVL_E_NOMEM;
+done:
+    avl_mds_free(md);
+    avl_sinks_free(s);
+    avl_run_free(run);
+    avl_plan_free(plan);
+    avl_phi_free(phi);
+    avl_token_map_free(map);
+    avl_free(embeds);
+    free(logits);
+    cli_inputs_free(&in);
+    return rc;
+}
+
+static int sinks_dataset(int argc, char **argv)
+{
+    cli_ds d;
+    cli_ds_init(&d, "sinks");
+    sinks_ds_ctx c = {.n_divides = 2, .divides = {2, 3}, .mds_divide = 0};
+    const char *dims = NULL;
+    double tau = -1;
+    enum { O_KDIV = 1, O_MDSDIV, O_TAU, O_DIMS };
+    static const struct option opts[] = {CLI_DS_LONG_OPTIONS,
+                                         {"k-divide", required_argument, 0, O_KDIV},
+                                         {"mds-divide", required_argument, 0, O_MDSDIV},
+                                         {"tau", required_argument, 0, O_TAU},
+                                         {"dims", required_argument, 0, O_DIMS},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    optind = 1;
+    for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+        long long v;
+        switch (o) {
+        case 'h': fputs(USAGE_DS, stdout); return 0;
+        case O_KDIV:
+            if (!parse_divides(optarg, &c))
+                return cli_usage_error("sinks", "--k-divide wants a comma-separated list of N >= 1, got '%s'", optarg);
+            break;
+        case O_MDSDIV:
+            if (!cli_parse_int("sinks", "--mds-divide", optarg, &v)) return 2;
+            if (v < 1) return cli_usage_error("sinks", "--mds-divide must be at least 1");
+            c.mds_divide = v;
+            break;
+        case O_TAU: {
+            char *end;
+            tau = strtod(optarg, &end);
+            if (end == optarg || *end || !(tau >= 0)) return cli_usage_error("sinks", "--tau wants a number >= 0");
+            break;
+        }
+        case O_DIMS: dims = optarg; break;
+        default: {
+            int t = cli_ds_option(&d, o, optarg);
+            if (t == 1) return cli_usage_error("sinks", "unknown option");
+            if (t) return t;
+        }
+        }
+    }
+    if (optind < argc) return cli_usage_error("sinks", "unexpected argument '%s'", argv[optind]);
+    if (c.mds_divide == 0) c.mds_divide = c.divides[0];
+    int code = cli_ds_open(&d);
+    if (!code) {
+        avl_sink_default_params(avl_model_config(d.m), &c.sp);
+        if (tau >= 0) c.sp.tau = tau;
+        if (dims && !cli_parse_dims(dims, &c.sp))
+            code = cli_usage_error("sinks", "--dims wants a comma-separated list of dimensions, got '%s'", dims);
+        else if (c.sp.n_dims == 0) {
+            fprintf(stderr, "avlens sinks: %s: no known sink dimensions for this model: give --dims (avlens sinkdims finds them)\n",
+                    d.model_dir);
+            code = 1;
+        } else {
+            static const char *const names[] = {"sinks", "mds"};
+            code = cli_ds_run(&d, names, 2, sinks_one, &c);
+        }
+    }
+    cli_ds_close(&d);
+    return code;
 }

@@ -27,6 +27,8 @@ static const command commands[] = {
     {"report", avl_cmd_report, "tables, figures and report.html from records"},
     {"run", avl_cmd_run, "a clip and a prompt -> the model's answer (and option probabilities)"},
     {"sinkdims", avl_cmd_sinkdims, "find a backbone's massive-activation (sink) dimensions"},
+    {"dominance", avl_cmd_dominance, "unimodal dominance over a data set (records)"},
+    {"trace", avl_cmd_trace, "naive causal tracing per token set over a data set (records)"},
     {"sinks", avl_cmd_sinks, "sink tokens of a clip with their modality dominance score (JSON)"},
     {"tokenize", avl_cmd_tokenize, "encode text, decode ids, render the chat template"},
     {"version", avl_cmd_version, "print the version and the libraries built in"},

@@ -1,0 +1,527 @@
+/* tools/avlens/cmd_trace.c: `avlens trace`: naive causal tracing (Sec. 3.2, Eqs. 3-4; token sets of
+ * Sec. 4.2 and 5.1) over the audio- or video-dominant samples of a data set, one "trace" record
+ * per sample holding every token set and layer window (docs/records.md), resumable and
+ * shardable (cli_dataset.c). The dominance of each sample comes from the dominance records in
+ * --out (run `avlens dominance` first) or from --force-dominance. */
+#include <dirent.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/internal.h"
+#include "cli.h"
+#include "cli_dataset.h"
+
+static const char USAGE[] =
+    "usage: avlens trace --manifest FILE --model DIR --out DIR [--sets LIST] [--site SITE]\n"
+    "                    [--layer-window W] [--corrupt zero|noise|mean] [--seed S] [options]\n\n"
+    "For each audio- or video-dominant sample (OUT/dominance/ records, written by avlens dominance)\n"
+    "corrupts the dominant modality and restores tokens of the other one with the clean run's\n"
+    "activations, per token set, and writes one record per sample to OUT/trace/ (another site or\n"
+    "corruption: OUT/trace.<site>_<corruption>/) with the indirect effects IE_clean and IE_corr.\n\n"
+    "  --sets LIST            token sets, comma-separated (default all,sink2,random2):\n"
+    "                         all, object, sinkN, randomN (as many random tokens as sinkN has),\n"
+    "                         unimodalN, crossmodalN (the MDS split of the sinks); N = K's divisor\n"
+    "  --site SITE            attn_in (before attention, default), attn_out, mlp_out\n"
+    "  --layer-window W       also patch every window of W consecutive layers (default 0: only all layers)\n"
+    "  --corrupt KIND         zero (default), noise (N(0, std^2) on the processor tensor), mean\n"
+    "  --noise-std X          std of --corrupt noise (default 1)\n"
+    "  --seed S               seed of the random sets and the noise (default 0)\n"
+    "  --events FILE          sound events for the audio Object set: the authors'\n"
+    "                         object_important_seconds_*.json (\"important_blocks\": 2 s blocks)\n"
+    "                         The video Object set reads the sample's \"masks\" field: one mask image\n"
+    "                         per temporal grid index (null: none), paths as the media's\n"
+    "  --force-dominance M    audio or video: trace every sample as M-dominant (no dominance records)\n"
+    "  --tau T, --dims LIST   sink threshold and dimensions (default: the paper's for this model)\n" CLI_DS_OPTIONS_HELP;
+
+typedef enum { SET_ALL, SET_OBJECT, SET_SINK, SET_RANDOM, SET_UNI, SET_CROSS } set_kind;
+static const char *const SET_NAME[] = {"all", "object", "sink", "random", "unimodal_sink", "crossmodal_sink"};
+static const char *const SET_PREFIX[] = {"all", "object", "sink", "random", "unimodal", "crossmodal"};
+
+#define MAX_SETS 32
+
+typedef struct {
+    set_kind kind[MAX_SETS];
+    int64_t n[MAX_SETS];
+    int n_sets;
+    avl_site site;
+    const char *site_name;
+    avl_corrupt_kind corrupt;
+    const char *corrupt_name;
+    double noise_std;
+    uint64_t seed;
+    long long window;
+    avl_sink_params sp;
+    char force;       /* 'a', 'v' or 0 */
+    char *dom;        /* (dataset count) 'a', 'v', 'n' or 0 (no record) */
+    const avl_dataset *ds;
+    avl_dataset *events;  /* --events: object_important_seconds items, by id */
+    const char *media_root;
+} trace_ctx;
+
+static bool parse_sets(const char *s, trace_ctx *c)
+{
+    c->n_sets = 0;
+    while (*s) {
+        size_t len = strcspn(s, ",");
+        int k;
+        for (k = 0; k < 6; k++) {
+            size_t pl = strlen(SET_PREFIX[k]);
+            if (len >= pl && !strncmp(s, SET_PREFIX[k], pl)) break;
+        }
+        if (k == 6 || c->n_sets == MAX_SETS) return false;
+        size_t pl = strlen(SET_PREFIX[k]);
+        int64_t n = 0;
+        if (k <= SET_OBJECT) {
+            if (len != pl) return false;
+        } else {
+            if (len == pl) return false;
+            for (size_t i = pl; i < len; i++) {
+                if (s[i] < '0' || s[i] > '9' || n > 100000) return false;
+                n = n * 10 + (s[i] - '0');
+            }
+            if (n < 1) return false;
+        }
+        c->kind[c->n_sets] = (set_kind)k;
+        c->n[c->n_sets++] = n;
+        s += len;
+        if (*s == ',') s++;
+    }
+    return c->n_sets > 0;
+}
+
+/* Reads every record in OUT/dominance/: the latest ok record of each sample gives its case. */
+static bool read_dominance(const cli_ds *d, trace_ctx *c)
+{
+    int64_t n = avl_dataset_count(d->ds);
+    if (!(c->dom = calloc((size_t)n + 1, 1))) return false;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/dominance", d->out);
+    DIR *dh = opendir(dir);
+    if (!dh) return true; /* no records: nothing is dominant */
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        size_t l = strlen(e->d_name);
+        if (l < 6 || strcmp(e->d_name + l - 6, ".jsonl")) continue;
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        char *line = NULL;
+        size_t cap = 0;
+        while (getline(&line, &cap, f) > 0) {
+            json_t *o = json_loads(line, 0, NULL);
+            const char *id = json_string_value(json_object_get(o, "id"));
+            const char *st = json_string_value(json_object_get(o, "status"));
+            const char *cs = json_string_value(json_object_get(o, "case"));
+            int64_t i = id ? avl_dataset_find(d->ds, id) : -1;
+            if (i >= 0 && st && !strcmp(st, "ok") && cs)
+                c->dom[i] = !strcmp(cs, "audio") ? 'a' : !strcmp(cs, "video") ? 'v' : 'n';
+            json_decref(o);
+        }
+        free(line);
+        fclose(f);
+    }
+    closedir(dh);
+    return true;
+}
+
+static bool select_dominant(void *user, const avl_sample *s)
+{
+    const trace_ctx *c = user;
+    if (c->force) return true;
+    int64_t i = avl_dataset_find(c->ds, s->id);
+    return i >= 0 && c->dom && (c->dom[i] == 'a' || c->dom[i] == 'v');
+}
+
+static json_t *num(double x) { return isnan(x) ? json_null() : json_real(x); }
+
+static void first_word(const char *text, char *out, size_t cap)
+{
+    if (!text) text = "";
+    while (*text == ' ' || *text == '\n' || *text == '\t' || *text == '\r') text++;
+    size_t n = 0;
+    while (text[n] && text[n] != ' ' && text[n] != '\n' && text[n] != '\t' && text[n] != '\r' && n + 1 < cap) n++;
+    memcpy(out, text, n);
+    out[n] = 0;
+}
+
+/* The token set of one request; *skip gets a reason when it cannot be made for this sample. */
+/* The Object set: video tokens under the sample's masks, or audio tokens in its sound-event
+ * blocks (2 s each, the authors' important_blocks); *skip when the sample has neither. */
+static avl_status object_set(const trace_ctx *c, const avl_sample *smp, const avl_features *f,
+                             const avl_token_map *map, bool patch_video, avl_tokset *out, const char **skip)
+{
+    avl_status rc = AVL_OK;
+    if (patch_video) {
+        json_t *x = json_loads(smp->extra_json ? smp->extra_json : "{}", 0, NULL);
+        json_t *arr = json_object_get(x, "masks");
+        size_t n = json_is_array(arr) ? json_array_size(arr) : 0;
+        if (!n) {
+            json_decref(x);
+            *skip = "no object masks for this sample (no \"masks\" field)";
+            return AVL_OK;
+        }
+        char **paths = calloc(n, sizeof *paths);
+        if (!paths) rc = AVL_E_NOMEM;
+        for (size_t i = 0; i < n && !rc; i++) {
+            const char *p = json_string_value(json_array_get(arr, i));
+            if (!p) continue;
+            size_t need = strlen(p) + (c->media_root ? strlen(c->media_root) : 0) + 2;
+            if (!(paths[i] = malloc(need))) rc = AVL_E_NOMEM;
+            else if (p[0] != '/' && c->media_root && c->media_root[0]) snprintf(paths[i], need, "%s/%s", c->media_root, p);
+            else snprintf(paths[i], need, "%s", p);
+        }
+        avl_masks *m = NULL;
+        /* masks are drawn on the decoded frames */
+        if (!rc) rc = avl_masks_read((const char *const *)paths, (int64_t)n, f->src_h, f->src_w, &m);
+        if (!rc) rc = avl_tokset_object_masks(map, 0, m, 30, out);
+        avl_masks_free(m);
+        for (size_t i = 0; paths && i < n; i++) free(paths[i]);
+        free(paths);
+        json_decref(x);
+        return rc;
+    }
+    int64_t e = c->events ? avl_dataset_find(c->events, smp->id) : -1;
+    json_t *x = e >= 0 ? json_loads(avl_dataset_at(c->events, e)->extra_json, 0, NULL) : NULL;
+    json_t *blocks = json_object_get(x, "important_blocks");
+    size_t n = json_is_array(blocks) ? json_array_size(blocks) : 0;
+    if (!n) {
+        json_decref(x);
+        *skip = c->events ? "no sound-event blocks for this sample in --events" : "no sound-event seconds (give --events)";
+        return AVL_OK;
+    }
+    double *seg = malloc(2 * n * sizeof *seg);
+    if (!seg) rc = AVL_E_NOMEM;
+    for (size_t i = 0; i < n && !rc; i++) {
+        double b = json_number_value(json_array_get(blocks, i));
+        seg[2 * i] = 2.0 * b; /* the 2-second chunks of audio-in-video */
+        seg[2 * i + 1] = 2.0 * b + 2.0;
+    }
+    if (!rc) rc = avl_tokset_object_audio(map, 0, seg, (int64_t)n, out);
+    free(seg);
+    json_decref(x);
+    return rc;
+}
+
+static avl_status make_set(const trace_ctx *c, int k, const avl_sample *smp, const avl_features *f,
+                           const avl_token_map *map, const avl_tokset *base, const avl_phi_table *phi,
+                           const avl_received *rx, bool patch_video, avl_tokset *out, const char **skip)
+{
+    memset(out, 0, sizeof *out);
+    *skip = NULL;
+    if (c->kind[k] == SET_ALL) return avl_tokset_from_list(base->pos, base->n, out);
+    if (c->kind[k] == SET_OBJECT) return object_set(c, smp, f, map, patch_video, out, skip);
+    avl_sinks *s = NULL;
+    avl_status rc = avl_sinks_find(phi, c->sp.tau, map, c->n[k], &s);
+    if (rc) return rc;
+    const int64_t *list = patch_video ? s->video : s->audio;
+    int64_t n = patch_video ? s->n_video : s->n_audio;
+    if (c->kind[k] == SET_SINK) rc = avl_tokset_from_list(list, n, out);
+    else if (c->kind[k] == SET_RANDOM) rc = avl_tokset_random(base, n, c->seed, out);
+    else {
+        avl_mds *md = NULL;
+        int64_t *order = malloc((size_t)(n + 1) * sizeof *order), n_uni = 0;
+        if (!order) rc = AVL_E_NOMEM;
+        if (!rc) rc = avl_mds_compute(rx, list, n, &md);
+        if (!rc) rc = avl_mds_split(md, patch_video, order, &n_uni);
+        if (!rc) {
+            /* order holds indices into list */
+            int64_t from = c->kind[k] == SET_UNI ? 0 : n_uni, to = c->kind[k] == SET_UNI ? n_uni : n;
+            for (int64_t i = from; i < to; i++) order[i - from] = list[order[i]];
+            rc = avl_tokset_from_list(order, to - from, out);
+        }
+        avl_mds_free(md);
+        free(order);
+    }
+    avl_sinks_free(s);
+    return rc;
+}
+
+static avl_status trace_one(void *user, const cli_ds *d, const avl_sample *smp, char **json)
+{
+    const trace_ctx *c = user;
+    char dom = c->force;
+    if (!dom) dom = c->dom[avl_dataset_find(d->ds, smp->id)];
+    bool patch_video = dom == 'a'; /* audio-dominant: audio corrupted, video tokens restored */
+    const avl_config *cfg = avl_model_config(d->m);
+    int nl = (int)cfg->text.num_hidden_layers;
+    int64_t H = cfg->text.hidden_size;
+    cli_inputs in;
+    float *clean = NULL, *corr = NULL, *copy = NULL, *logits = NULL;
+    avl_token_map *map = NULL, *map2 = NULL;
+    avl_plan *plan = NULL;
+    avl_phi_table *phi = NULL;
+    avl_received *rx = NULL;
+    avl_run *run = NULL;
+    avl_tokset base = {0};
+    json_t *o = NULL, *results = NULL, *skipped = NULL;
+    avl_status rc = cli_ds_sample_inputs(d, smp, &in);
+    if (rc) return rc;
+    if ((rc = avl_thinker_embed(d->m, &in.ti, &clean, &map, NULL))) goto done;
+
+    /* the corrupted run's embeddings: the dominant modality's processor tensor zeroed or noised
+     * in a copy, or its encoder outputs replaced by their mean */
+    avl_thinker_inputs ti = in.ti;
+    const avl_features *f = in.f;
+    if (c->corrupt != AVL_CORRUPT_MEAN) {
+        avl_corruption cor = {.kind = c->corrupt, .std = c->noise_std, .seed = c->seed,
+                              .norm = d->fast_processor ? AVL_NORM_FAST : AVL_NORM_SLOW};
+        if (patch_video) { /* corrupt audio */
+            int64_t cnt = f->n_mels * f->n_mel_frames;
+            if (!f->input_features || !(copy = malloc((size_t)cnt * sizeof *copy))) {
+                rc = f->input_features ? AVL_E_NOMEM : AVL_E_ARG;
+                goto done;
+            }
+            memcpy(copy, f->input_features, (size_t)cnt * sizeof *copy);
+            rc = avl_corrupt_audio_features(copy, cnt, &cor);
+            ti.input_features = copy;
+        } else {
+            int64_t cnt = f->n_patches * 1176;
+            if (!f->pixel_values_videos || !(copy = malloc((size_t)cnt * sizeof *copy))) {
+                rc = f->pixel_values_videos ? AVL_E_NOMEM : AVL_E_ARG;
+                goto done;
+            }
+            memcpy(copy, f->pixel_values_videos, (size_t)cnt * sizeof *copy);
+            rc = avl_corrupt_video_pixels(copy, f->n_patches, 1176, &cor);
+            ti.pixel_values_videos = copy;
+        }
+        if (!rc) rc = avl_thinker_embed(d->m, &ti, &corr, &map2, NULL);
+    } else {
+        if (!(corr = malloc((size_t)(map->n * H) * sizeof *corr))) rc = AVL_E_NOMEM;
+        else {
+            memcpy(corr, clean, (size_t)(map->n * H) * sizeof *corr);
+            rc = avl_corrupt_mean_embeds(corr, H, map, patch_video ? AVL_TOK_AUDIO : AVL_TOK_VIDEO);
+        }
+    }
+    if (rc) goto done;
+    if ((rc = avl_tokset_of_kind(map, patch_video ? AVL_TOK_VIDEO : AVL_TOK_AUDIO, &base))) goto done;
+
+    /* sinks and the attention they receive, from one clean prefill, when a set needs them */
+    bool need_sinks = false;
+    for (int k = 0; k < c->n_sets; k++) need_sinks = need_sinks || c->kind[k] >= SET_SINK;
+    if (need_sinks) {
+        if ((rc = avl_plan_new(d->m, map, &plan))) goto done;
+        if ((rc = avl_sinks_observe(plan, &c->sp, &phi))) goto done;
+        if ((rc = avl_plan_observe_received(plan, 0, nl, &rx))) goto done;
+        if (!(logits = malloc((size_t)cfg->text.vocab_size * sizeof *logits))) {
+            rc = AVL_E_NOMEM;
+            goto done;
+        }
+        if ((rc = avl_run_new(d->m, map->n > 0 ? map->n : 1, &run))) goto done;
+        rc = avl_run_forward(run, clean, map->pos, map->n, map->n, avl_plan_hooks(plan), logits, map->n > 0);
+        if (rc) goto done;
+    }
+
+    avl_trace_params tp = avl_trace_default_params(d->m);
+    tp.site = c->site;
+    tp.gen = cli_ds_gen_params(d);
+    o = cli_ds_record_new(d, smp);
+    results = json_array();
+    skipped = json_array();
+    bool top = false;
+    for (int k = 0; k < c->n_sets && !rc; k++) {
+        avl_tokset set;
+        const char *why;
+        if ((rc = make_set(c, k, smp, in.f, map, &base, phi, rx, patch_video, &set, &why))) break;
+        if (why) {
+            json_t *e = json_object();
+            json_object_set_new(e, "set", json_string(SET_NAME[c->kind[k]]));
+            json_object_set_new(e, "reason", json_string(why));
+            json_array_append_new(skipped, e);
+            continue;
+        }
+        /* every layer first, then the windows */
+        int n_win = c->window > 0 && c->window <= nl ? nl - (int)c->window + 1 : 0;
+        for (int w = -1; w < n_win && !rc; w++) {
+            tp.layer0 = w < 0 ? 0 : w;
+            tp.layer1 = w < 0 ? nl : w + (int)c->window;
+            avl_trace_result r;
+            memset(&r, 0, sizeof r);
+            if ((rc = avl_trace_run(d->m, d->tok, map, clean, corr, &set, &tp, &r))) break;
+            char wc[64], wr[64], wrest[64];
+            first_word(r.clean.text, wc, sizeof wc);
+            first_word(r.corr.text, wr, sizeof wr);
+            first_word(r.rest.text, wrest, sizeof wrest);
+            if (!top) {
+                /* the clean and corrupted runs are the same for every set */
+                int32_t ids[2];
+                double p_clean_r = 0;
+                if (wr[0] && avl_word_ids(d->tok, wr, ids) == AVL_OK)
+                    p_clean_r = avl_word_prob(r.clean.logits, r.clean.n, r.clean.V, ids, tp.first_step_only);
+                json_object_set_new(o, "dominance", json_string(patch_video ? "audio" : "video"));
+                json_object_set_new(o, "site", json_string(c->site_name));
+                json_object_set_new(o, "corruption", json_string(c->corrupt_name));
+                json_object_set_new(o, "n_layers", json_integer(nl));
+                json_object_set_new(o, "seed", json_integer((json_int_t)c->seed));
+                json_object_set_new(o, "clean", json_string(wc));
+                json_object_set_new(o, "corrupt", json_string(wr));
+                json_object_set_new(o, "p_clean_clean", num(r.p_clean_c));
+                json_object_set_new(o, "p_clean_corr", num(p_clean_r));
+                json_object_set_new(o, "p_corr_clean", num(r.p_corr_c));
+                json_object_set_new(o, "p_corr_corr", num(r.p_corr_r));
+                top = true;
+            }
+            json_t *e = json_object();
+            json_object_set_new(e, "set", json_string(SET_NAME[c->kind[k]]));
+            json_object_set_new(e, "n", c->kind[k] >= SET_SINK ? json_integer(c->n[k]) : json_null());
+            json_object_set_new(e, "layer_start", json_integer(tp.layer0));
+            json_object_set_new(e, "layer_end", json_integer(tp.layer1));
+            json_object_set_new(e, "n_tokens", json_integer(r.n_patched));
+            json_object_set_new(e, "restored", json_string(wrest));
+            json_object_set_new(e, "p_rest_clean", num(r.p_rest_c));
+            json_object_set_new(e, "p_rest_corr", num(r.p_rest_r));
+            json_object_set_new(e, "ie_clean", num(r.ie_clean));
+            json_object_set_new(e, "ie_corr", num(r.ie_corr));
+            json_array_append_new(results, e);
+            avl_trace_result_clear(&r);
+        }
+        avl_tokset_free(&set);
+    }
+    if (!rc && !top) { /* every set skipped: say why in the error record */
+        json_t *first = json_array_get(skipped, 0);
+        rc = avl__err(AVL_E_ARG, "%s: no token set could be built (%s: %s)", smp->id,
+                      json_string_value(json_object_get(first, "set")), json_string_value(json_object_get(first, "reason")));
+    }
+    if (!rc) {
+        json_object_set_new(o, "results", results);
+        results = NULL;
+        if (json_array_size(skipped)) {
+            json_object_set_new(o, "skipped", skipped);
+            skipped = NULL;
+        }
+        json[0] = cli_ds_record_dump(o);
+        o = NULL;
+        if (!json[0]) rc = AVL_E_NOMEM;
+    }
+done:
+    json_decref(o);
+    json_decref(results);
+    json_decref(skipped);
+    avl_tokset_free(&base);
+    avl_run_free(run);
+    avl_plan_free(plan);
+    avl_phi_free(phi);
+    avl_token_map_free(map);
+    avl_token_map_free(map2);
+    avl_free(clean);
+    if (c->corrupt == AVL_CORRUPT_MEAN) free(corr);
+    else avl_free(corr);
+    free(copy);
+    free(logits);
+    cli_inputs_free(&in);
+    return rc;
+}
+
+int avl_cmd_trace(int argc, char **argv)
+{
+    cli_ds d;
+    cli_ds_init(&d, "trace");
+    trace_ctx c = {.site = AVL_SITE_ATTN_IN, .site_name = "before_attn", .corrupt = AVL_CORRUPT_ZERO,
+                   .corrupt_name = "zero", .noise_std = 1.0};
+    parse_sets("all,sink2,random2", &c);
+    const char *dims = NULL, *events = NULL;
+    double tau = -1;
+    long long seed = 0;
+    enum { O_SETS = 1, O_SITE, O_WIN, O_CORR, O_STD, O_SEED, O_FORCE, O_TAU, O_DIMS, O_EVENTS };
+    static const struct option opts[] = {CLI_DS_LONG_OPTIONS,
+                                         {"sets", required_argument, 0, O_SETS},
+                                         {"site", required_argument, 0, O_SITE},
+                                         {"layer-window", required_argument, 0, O_WIN},
+                                         {"corrupt", required_argument, 0, O_CORR},
+                                         {"noise-std", required_argument, 0, O_STD},
+                                         {"seed", required_argument, 0, O_SEED},
+                                         {"force-dominance", required_argument, 0, O_FORCE},
+                                         {"events", required_argument, 0, O_EVENTS},
+                                         {"tau", required_argument, 0, O_TAU},
+                                         {"dims", required_argument, 0, O_DIMS},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    optind = 1;
+    for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+        char *end;
+        switch (o) {
+        case 'h': fputs(USAGE, stdout); return 0;
+        case O_SETS:
+            if (!parse_sets(optarg, &c)) return cli_usage_error("trace", "--sets: cannot read '%s'", optarg);
+            break;
+        case O_SITE:
+            if (!strcmp(optarg, "attn_in")) c.site = AVL_SITE_ATTN_IN, c.site_name = "before_attn";
+            else if (!strcmp(optarg, "attn_out")) c.site = AVL_SITE_ATTN_OUT, c.site_name = "after_attn";
+            else if (!strcmp(optarg, "mlp_out")) c.site = AVL_SITE_MLP_OUT, c.site_name = "after_mlp";
+            else return cli_usage_error("trace", "--site wants attn_in, attn_out or mlp_out, got '%s'", optarg);
+            break;
+        case O_WIN: if (!cli_parse_int("trace", "--layer-window", optarg, &c.window)) return 2; break;
+        case O_CORR:
+            if (!strcmp(optarg, "zero")) c.corrupt = AVL_CORRUPT_ZERO;
+            else if (!strcmp(optarg, "noise")) c.corrupt = AVL_CORRUPT_NOISE;
+            else if (!strcmp(optarg, "mean")) c.corrupt = AVL_CORRUPT_MEAN;
+            else return cli_usage_error("trace", "--corrupt wants zero, noise or mean, got '%s'", optarg);
+            c.corrupt_name = optarg;
+            break;
+        case O_STD:
+            c.noise_std = strtod(optarg, &end);
+            if (end == optarg || *end || !(c.noise_std >= 0)) return cli_usage_error("trace", "--noise-std wants a number >= 0");
+            break;
+        case O_SEED: if (!cli_parse_int("trace", "--seed", optarg, &seed)) return 2; break;
+        case O_EVENTS: events = optarg; break;
+        case O_FORCE:
+            if (!strcmp(optarg, "audio")) c.force = 'a';
+            else if (!strcmp(optarg, "video")) c.force = 'v';
+            else return cli_usage_error("trace", "--force-dominance wants audio or video, got '%s'", optarg);
+            break;
+        case O_TAU:
+            tau = strtod(optarg, &end);
+            if (end == optarg || *end || !(tau >= 0)) return cli_usage_error("trace", "--tau wants a number >= 0");
+            break;
+        case O_DIMS: dims = optarg; break;
+        default: {
+            int t = cli_ds_option(&d, o, optarg);
+            if (t == 1) return cli_usage_error("trace", "unknown option");
+            if (t) return t;
+        }
+        }
+    }
+    if (optind < argc) return cli_usage_error("trace", "unexpected argument '%s'", argv[optind]);
+    c.seed = (uint64_t)seed;
+    c.media_root = d.media_root;
+    avl_dataset_params evp = avl_dataset_default_params();
+    evp.media_root = d.media_root;
+    avl_status rc;
+    int code = cli_ds_open(&d);
+    if (!code) {
+        avl_sink_default_params(avl_model_config(d.m), &c.sp);
+        if (tau >= 0) c.sp.tau = tau;
+        bool need_sinks = false;
+        for (int k = 0; k < c.n_sets; k++) need_sinks = need_sinks || c.kind[k] >= SET_SINK;
+        if (dims && !cli_parse_dims(dims, &c.sp))
+            code = cli_usage_error("trace", "--dims wants a comma-separated list of dimensions, got '%s'", dims);
+        else if (need_sinks && c.sp.n_dims == 0) {
+            fprintf(stderr, "avlens trace: %s: no known sink dimensions for this model: give --dims (avlens sinkdims finds them)\n",
+                    d.model_dir);
+            code = 1;
+        } else if (events && (rc = avl_dataset_load(events, &evp, &c.events))) {
+            code = cli_fail("trace", rc);
+        } else if (!c.force && !read_dominance(&d, &c)) {
+            code = cli_fail("trace", AVL_E_NOMEM);
+        }
+    }
+    if (!code) {
+        c.ds = d.ds;
+        d.select = select_dominant;
+        d.select_user = &c;
+        /* one folder per setting: the default one is plain "trace" */
+        char folder[64];
+        if (c.site == AVL_SITE_ATTN_IN && c.corrupt == AVL_CORRUPT_ZERO) snprintf(folder, sizeof folder, "trace");
+        else snprintf(folder, sizeof folder, "trace.%s_%s", c.site_name, c.corrupt_name);
+        const char *names[] = {folder};
+        code = cli_ds_run(&d, names, 1, trace_one, &c);
+    }
+    free(c.dom);
+    avl_dataset_free(c.events);
+    cli_ds_close(&d);
+    return code;
+}
