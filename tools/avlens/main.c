@@ -17,6 +17,7 @@ static const command commands[] = {
     {"caption", avl_cmd_caption, "captions with a decoding method: vanilla, ASD, reverse ASD, PAI, VCD"},
     {"chair", avl_cmd_chair, "object hallucination of captions: CHAIR_s, CHAIR_i, precision, recall, F1"},
     {"demo", avl_cmd_demo, "make a tiny model and show what avlens does with it"},
+    {"dominance", avl_cmd_dominance, "unimodal dominance over a data set (records)"},
     {"features", avl_cmd_features, "a clip (video, frames, audio) -> the model inputs, as safetensors"},
     {"forward", avl_cmd_forward, "one forward pass on HF processor tensors; write logits, hidden states"},
     {"inspect", avl_cmd_inspect, "summarise a checkpoint and check its tensors against its config"},
@@ -27,10 +28,9 @@ static const command commands[] = {
     {"report", avl_cmd_report, "tables, figures and report.html from records"},
     {"run", avl_cmd_run, "a clip and a prompt -> the model's answer (and option probabilities)"},
     {"sinkdims", avl_cmd_sinkdims, "find a backbone's massive-activation (sink) dimensions"},
-    {"dominance", avl_cmd_dominance, "unimodal dominance over a data set (records)"},
-    {"trace", avl_cmd_trace, "naive causal tracing per token set over a data set (records)"},
     {"sinks", avl_cmd_sinks, "sink tokens of a clip with their modality dominance score (JSON)"},
     {"tokenize", avl_cmd_tokenize, "encode text, decode ids, render the chat template"},
+    {"trace", avl_cmd_trace, "naive causal tracing per token set over a data set (records)"},
     {"version", avl_cmd_version, "print the version and the libraries built in"},
     /* AVL_COMMAND_TABLE: one line per subcommand, alphabetical */
 };
