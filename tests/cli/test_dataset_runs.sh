@@ -21,17 +21,26 @@ norm() {
 
 "$cli" mkmodel --out m --seed 3 >/dev/null
 mkdir -p clips
-"$cli" mkclip --out clips/red_000000.mp4 --seconds 1 --size 64x48 --shape square --color red --tone 440 >/dev/null
-"$cli" mkclip --out clips/blue_000000.mp4 --seconds 1 --size 64x48 --shape circle --color blue --tone noise >/dev/null
-"$cli" mkclip --out clips/green_000000.mp4 --seconds 1 --size 64x48 --shape square --color green --tone 880 >/dev/null
+# each clip as the authors' manifests give it: a folder of frames (small: the frame-list route's
+# lower pixel bound keeps the token count low) and a separate audio file
+clip() { # name shape colour tone
+  "$cli" mkclip --out "clips/$1.mp4" --seconds 1 --size 64x48 --shape "$2" --color "$3" --tone "$4" >/dev/null
+  "$cli" mkclip --out "clips/$1.wav" --seconds 1 --size 64x48 --shape "$2" --color "$3" --tone "$4" >/dev/null
+  mkdir -p "clips/$1"
+  ffmpeg -hide_banner -loglevel error -nostdin -y -i "clips/$1.mp4" -vf fps=4,scale=56:56 -frames:v 4 "clips/$1/%03d.png"
+}
+clip red_000000 square red 440
+clip blue_000000 circle blue noise
+clip green_000000 square green 880
 Q='Classify the sounding object into one of the categories below:\n\nA. red square\nB. blue circle\nC. green square\n\nRespond ONLY with a single label letter (A–C).'
 row() {
-  printf '[{"role":"system","content":[{"type":"text","text":"You are a helpful assistant."}]},{"role":"user","content":[{"type":"video","video":"clips/%s"},{"type":"text","text":"%s"}],"label":"%s","label_name":"%s"}]' "$1" "$Q" "$2" "$3"
+  local d=clips/${1%.mp4}
+  printf '[{"role":"system","content":[{"type":"text","text":"You are a helpful assistant."}]},{"role":"user","content":[{"type":"video","video":["%s/001.png","%s/002.png","%s/003.png","%s/004.png"]},{"type":"audio","audio":"%s.wav"},{"type":"text","text":"%s"}],"label":"%s","label_name":"%s"}]' "$d" "$d" "$d" "$d" "$d" "$Q" "$2" "$3"
 }
-# three good clips and one whose file is missing (an error record, the run goes on)
+# three good clips and one whose files are missing (an error record, the run goes on)
 { echo "["; row red_000000.mp4 A "red square"; echo ","; row blue_000000.mp4 B "blue circle"; echo ",";
   row green_000000.mp4 C "green square"; echo ","; row gone_000000.mp4 A "red square"; echo "]"; } >man.json
-common=(--manifest man.json --model m --media-root "$work" --threads 1)
+common=(--manifest man.json --model m --media-root "$work" --threads 1 --max-new-tokens 2)
 
 "$cli" dominance --help | grep -q -- "--retry-errors" && ok || bad "dominance --help"
 "$cli" sinks --manifest x --help | grep -q -- "--mds-divide" && ok || bad "sinks --manifest --help"
@@ -45,7 +54,7 @@ for k in '"id":"red_000000"' '"analysis":"dominance"' '"status":"ok"' '"model":"
          '"label_name":"red square"' '"answers":{"av":' '"probs":{"av":' '"case":' '"written_at":'; do
   grep -qF -- "$k" "$f" && ok || bad "dominance record lacks $k"
 done
-grep -F '"id":"gone_000000"' "$f" | grep -q '"status":"error".*gone_000000.mp4' && ok || bad "error record for the missing clip"
+grep -F '"id":"gone_000000"' "$f" | grep -q '"status":"error".*gone_000000' && ok || bad "error record for the missing clip"
 # a second run skips everything, a retry redoes only the failed sample
 "$cli" dominance "${common[@]}" --out full 2>err
 grep -q "0 done, 4 skipped, 0 failed" err && ok || bad "rerun: $(cat err)"
@@ -102,7 +111,7 @@ grep -q "3 done, 0 skipped, 1 failed" err && ok || bad "trace summary: $(cat err
 t=full/trace/shard-0-of-1.jsonl
 for k in '"analysis":"trace"' '"dominance":"video"' '"site":"before_attn"' '"corruption":"zero"' '"n_layers":2' \
          '"seed":0' '"clean":' '"corrupt":' '"p_clean_clean":' '"p_clean_corr":' '"p_corr_clean":' '"p_corr_corr":' \
-         '"results":[{"set":"all","n":null,"layer_start":0,"layer_end":2,"n_tokens":26,' '"restored":' \
+         '"results":[{"set":"all","n":null,"layer_start":0,"layer_end":2,"n_tokens":25,' '"restored":' \
          '"p_rest_clean":' '"p_rest_corr":' '"ie_clean":' '"ie_corr":' '"set":"sink","n":2' '"set":"random","n":2' \
          '"set":"unimodal_sink"' '"set":"crossmodal_sink"' '"layer_start":1,"layer_end":2' \
          '"skipped":[{"set":"object","reason":"no sound-event seconds'; do
@@ -110,28 +119,32 @@ for k in '"analysis":"trace"' '"dominance":"video"' '"site":"before_attn"' '"cor
 done
 "$cli" trace "${common[@]}" --out full "${targs[@]}" 2>err
 grep -q "0 done, 4 skipped, 0 failed" err && ok || bad "trace rerun: $(cat err)"
-"$cli" trace "${common[@]}" --out sh "${targs[@]}" --shard 0/2 2>/dev/null
-"$cli" trace "${common[@]}" --out sh "${targs[@]}" --shard 1/2 2>/dev/null
-[ "$(norm sh trace)" = "$(norm full trace)" ] && ok || bad "sharded trace differs from unsharded"
+# sharded = unsharded (a cheaper setting in its own folder)
+sargs=(--dims 0,1 --tau 1.5 --force-dominance video --sets all,sink2 --site mlp_out)
+"$cli" trace "${common[@]}" --out full "${sargs[@]}" 2>/dev/null
+"$cli" trace "${common[@]}" --out sh "${sargs[@]}" --shard 0/2 2>/dev/null
+"$cli" trace "${common[@]}" --out sh "${sargs[@]}" --shard 1/2 2>/dev/null
+[ "$(norm sh trace.after_mlp_zero | wc -l)" = 4 ] && [ "$(norm sh trace.after_mlp_zero)" = "$(norm full trace.after_mlp_zero)" ] &&
+  ok || bad "sharded trace differs from unsharded"
 "$cli" trace "${common[@]}" --out full --force-dominance audio --sets all --site attn_out --corrupt noise 2>/dev/null
 grep -q '"site":"after_attn","corruption":"noise"' full/trace.after_attn_noise/shard-0-of-1.jsonl && ok ||
   bad "another setting goes to its own folder"
 # Object sets: a white mask (all video tokens of its grid index), a mask of the wrong size (an
 # error record naming it), sound-event blocks from an object_important_seconds file
-{ printf 'P6\n64 48\n255\n'; head -c $((64 * 48 * 3)) /dev/zero | tr '\0' '\377'; } >white.ppm
-{ printf 'P6\n32 48\n255\n'; head -c $((32 * 48 * 3)) /dev/zero | tr '\0' '\377'; } >narrow.ppm
+{ printf 'P6\n56 56\n255\n'; head -c $((56 * 56 * 3)) /dev/zero | tr '\0' '\377'; } >white.ppm
+{ printf 'P6\n28 56\n255\n'; head -c $((28 * 56 * 3)) /dev/zero | tr '\0' '\377'; } >narrow.ppm
 sed 's/"label_name":"red square"}/"label_name":"red square","masks":["white.ppm",null]}/;
      s/"label_name":"green square"}/"label_name":"green square","masks":["narrow.ppm"]}/' man.json >man_masks.json
 echo '[{"audio":"clips/red_000000.wav","important_blocks":[0]}]' >events.json
-margs=(--manifest man_masks.json --model m --media-root "$work" --threads 1 --sets object)
+margs=(--manifest man_masks.json --model m --media-root "$work" --threads 1 --max-new-tokens 2 --sets object)
 "$cli" trace "${margs[@]}" --out obj_v --force-dominance audio 2>/dev/null
-grep -F '"id":"red_000000"' obj_v/trace/shard-0-of-1.jsonl | grep -qF '"set":"object","n":null,"layer_start":0,"layer_end":2,"n_tokens":140,' &&
+grep -F '"id":"red_000000"' obj_v/trace/shard-0-of-1.jsonl | grep -qF '"set":"object","n":null,"layer_start":0,"layer_end":2,"n_tokens":4,' &&
   ok || bad "video Object set from a white mask"
-grep -F '"id":"green_000000"' obj_v/trace/shard-0-of-1.jsonl | grep -qF 'narrow.ppm: mask is 32x48 but its frame is 64x48' &&
+grep -F '"id":"green_000000"' obj_v/trace/shard-0-of-1.jsonl | grep -qF 'narrow.ppm: mask is 28x56 but its frame is 56x56' &&
   ok || bad "mask size mismatch is an error record naming the mask"
 grep -F '"id":"blue_000000"' obj_v/trace/shard-0-of-1.jsonl | grep -qF 'no object masks' && ok || bad "no masks: a note"
 "$cli" trace "${margs[@]}" --out obj_a --force-dominance video --events events.json 2>/dev/null
-grep -F '"id":"red_000000"' obj_a/trace/shard-0-of-1.jsonl | grep -qF '"set":"object","n":null,"layer_start":0,"layer_end":2,"n_tokens":26,' &&
+grep -F '"id":"red_000000"' obj_a/trace/shard-0-of-1.jsonl | grep -qF '"set":"object","n":null,"layer_start":0,"layer_end":2,"n_tokens":25,' &&
   ok || bad "audio Object set from sound-event blocks"
 code=0; "$cli" trace "${common[@]}" --out x --sets sinkx 2>err || code=$?
 [ "$code" = 2 ] && grep -q -- "--sets" err && ok || bad "trace --sets sinkx"

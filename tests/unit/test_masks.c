@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "avl_test.h"
+#include "base/internal.h"
 
 /* A binary PPM of w x h: black except a white rectangle [x0, x1) x [y0, y1). */
 static void write_ppm(const char *path, int w, int h, int x0, int y0, int x1, int y1)
@@ -135,6 +136,28 @@ static void test_errors(void **state)
     avl_masks_free(NULL);
 }
 
+/* every allocation of reading masks (the library's and the decoder's) may fail: a status, no leak */
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    const char *dir = avl_test_dir("masks_fault");
+    char a[4200];
+    snprintf(a, sizeof a, "%s/001.ppm", dir);
+    write_ppm(a, 20, 10, 0, 5, 4, 10);
+    const char *paths[2] = {a, a};
+    for (int64_t n = 1; n < 100; n++) {
+        avl_masks *m = NULL;
+        avl__alloc_fail_after(n);
+        avl_status rc = avl_masks_read(paths, 2, 10, 20, &m);
+        avl__alloc_fail_after(0);
+        avl_masks_free(m);
+        if (rc == AVL_OK) return;
+        assert_true(avl_last_error()[0] != 0);
+        assert_null(m);
+    }
+    fail_msg("avl_masks_read still failing after 100 allocations");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -142,6 +165,7 @@ int main(void)
         cmocka_unit_test(test_read_and_tokens),
         cmocka_unit_test(test_png),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
