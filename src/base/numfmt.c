@@ -21,13 +21,6 @@ static inline uint32_t f2u(float x)
     return u;
 }
 
-static inline float u2f(uint32_t u)
-{
-    float x;
-    memcpy(&x, &u, 4);
-    return x;
-}
-
 float avl_bf16_to_f32(uint16_t x) { return avl__bf16_to_f32(x); }
 
 uint16_t avl_f32_to_bf16(float x)
