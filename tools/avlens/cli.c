@@ -1,5 +1,6 @@
 /* tools/avlens/cli.c: helpers shared by the subcommands. */
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -101,4 +102,14 @@ long cli_split_list(char *s, char ***items)
     }
     *items = v;
     return k + 1;
+}
+
+avl_status cli_print_json(json_t *o, size_t flags)
+{
+    char *text = o ? json_dumps(o, flags) : NULL;
+    json_decref(o);
+    if (!text) return AVL_E_NOMEM;
+    puts(text);
+    free(text);
+    return AVL_OK;
 }

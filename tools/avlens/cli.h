@@ -28,6 +28,11 @@ bool cli_parse_positive(const char *s, double *out);
  * memory; -(k + 2) when item k is empty. */
 long cli_split_list(char *s, char ***items);
 
+/* Prints o as JSON (flags as json_dumps takes them) and a newline, then releases o (o may be
+ * NULL: out of memory while building it). AVL_E_NOMEM when it cannot be printed. */
+struct json_t;
+avl_status cli_print_json(struct json_t *o, size_t flags);
+
 /* Parses a non-negative integer flag value; false (and a message) when it is not one. */
 bool cli_parse_int(const char *cmd, const char *flag, const char *s, long long *out);
 

@@ -161,14 +161,7 @@ int avl_cmd_sinkdims(int argc, char **argv)
         votes[best] = 0;
     }
     json_object_set_new(o, "dims", dims);
-    char *out = json_dumps(o, JSON_INDENT(1) | JSON_REAL_PRECISION(7));
-    json_decref(o);
-    if (!out) {
-        rc = AVL_E_NOMEM;
-        goto fail;
-    }
-    puts(out);
-    free(out);
+    if ((rc = cli_print_json(o, JSON_INDENT(1) | JSON_REAL_PRECISION(7)))) goto fail;
     exit_code = 0;
     goto done;
 fail:

@@ -223,14 +223,7 @@ int avl_cmd_sinks(int argc, char **argv)
     json_object_set_new(o, "sinks", arr);
     json_object_set_new(o, "video_split", split_json(md, s->video, s->n_video, true));
     json_object_set_new(o, "audio_split", split_json(md, s->audio, s->n_audio, false));
-    char *text = json_dumps(o, JSON_INDENT(1) | JSON_REAL_PRECISION(9));
-    json_decref(o);
-    if (!text) {
-        rc = AVL_E_NOMEM;
-        goto fail;
-    }
-    puts(text);
-    free(text);
+    if ((rc = cli_print_json(o, JSON_INDENT(1) | JSON_REAL_PRECISION(9)))) goto fail;
     exit_code = 0;
     goto done;
 fail:
