@@ -2,26 +2,8 @@
 # tests/cli/test_sinks.sh: `avlens sinks` and `avlens sinkdims` end to end on tiny checkpoints:
 # the JSON they print, repeatability, and every usage and input error with its exit status.
 set -euo pipefail
-cli=${AVL_CLI:?}
-work=${AVL_TEST_WORK:?}
+. "$AVL_SOURCE_DIR/tests/cli/lib.sh"
 data=${AVL_TEST_DATA:?}
-rm -rf "$work" && mkdir -p "$work"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
-
-# expect STATUS SUBSTRING CMD...: runs CMD, checks the exit status and that stderr holds SUBSTRING
-# (one line for failures).
-expect() {
-  local want=$1 sub=$2; shift 2
-  local got=0
-  "$@" >"$work/out" 2>"$work/err" || got=$?
-  if [ "$got" != "$want" ]; then bad "$* exited $got, wanted $want: $(cat "$work/err")"; return; fi
-  if ! grep -qF -- "$sub" "$work/err"; then bad "$*: stderr lacks '$sub': $(cat "$work/err")"; return; fi
-  if [ "$want" = 1 ] && [ "$(wc -l <"$work/err")" != 1 ]; then bad "$*: stderr is not one line: $(cat "$work/err")"; return; fi
-  ok
-}
 
 "$cli" sinks --help | grep -q -- "--k-divide" && ok || bad "sinks --help"
 "$cli" sinkdims --help | grep -q -- "--ratio" && ok || bad "sinkdims --help"
@@ -71,5 +53,4 @@ expect 1 "dimension 999" "$cli" sinks --model "$g/model" --inputs "$g/inputs.saf
 expect 2 "--model is required" "$cli" sinkdims
 expect 1 "vocab.json" "$cli" sinkdims --model "$g/model"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish
