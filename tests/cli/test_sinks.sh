@@ -14,6 +14,10 @@ args=(--model "$g/model" --inputs "$g/inputs.safetensors" --use-audio-in-video -
 "$cli" sinks "${args[@]}" >"$work/a.json"
 "$cli" sinks "${args[@]}" >"$work/b.json"
 cmp -s "$work/a.json" "$work/b.json" && ok || bad "sinks output differs between two runs"
+# avlens mds is the same run under the name the paper uses
+"$cli" mds "${args[@]}" >"$work/mds.json"
+cmp -s "$work/a.json" "$work/mds.json" && ok || bad "avlens mds differs from avlens sinks"
+"$cli" mds --help | grep -q "is avlens sinks" && ok || bad "mds --help"
 for want in '"L": 101' '"n_video": 6' '"n_audio": 62' '"K": 50' '"k_divide": 2' '"layer_counts"' \
             '"mds_mean"' '"video_split"' '"audio_split"' '"unimodal"' '"cross_modal"'; do
   grep -qF -- "$want" "$work/a.json" && ok || bad "sinks JSON lacks $want"
