@@ -157,6 +157,9 @@ load8x2(avl__dtype t, const char *p, __m128 *lo, __m128 *hi)
 {
     if (t == AVL__DT_BF16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p), z = _mm_setzero_si128();
+        /* keep v in a register: gcc would fold the load into both unpacks and read L1 twice,
+         * and loads (2 per cycle on Zen 1) are what bounds the kernel at M = 1..2 */
+        __asm__("" : "+x"(v));
         *lo = _mm_castsi128_ps(_mm_unpacklo_epi16(z, v));
         *hi = _mm_castsi128_ps(_mm_unpackhi_epi16(z, v));
     } else if (t == AVL__DT_F16) {
