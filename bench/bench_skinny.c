@@ -15,7 +15,13 @@
  * "step (products)" adds up one layer's seven products times the layer count plus lm_head, at
  * M = 1 and at M = 2, and compares that with the bytes of all of them over the bandwidth.
  *
+ * --step DIR (with --model 7b or 3b): the whole decode step instead, through avl_run_forward on a
+ * made checkpoint (written into DIR once) with the real per-layer sizes, --layers L (2) decoder
+ * layers and the full vocabulary, at M = 1 and 2 new positions; bound = all weight bytes of the
+ * step / read bandwidth.
+ *
  *   bench_skinny [--model 7b|3b|both] [--reps R (5)] [--threads N] [--mmax M (4)] [--only NAME]
+ *   bench_skinny --model 7b|3b --step DIR [--layers L] [--reps R]
  *   OMP_WAIT_POLICY=passive recommended on shared machines.
  * Build: part of the normal build (bench/CMakeLists.txt); run build/bench/bench_skinny.
  */
@@ -134,19 +140,101 @@ static const model_shape g_models[] = {
 
 enum { MMAX = 8 };
 
+/* --step: the whole decode step through the model (avl_run_forward), at M = 1 and M = 2 new
+ * positions after an 8-position prefix (the cache is truncated back to it after each step),
+ * on a made checkpoint at the real per-layer sizes with `layers` decoder layers and the full
+ * vocabulary (written once into dir). Bytes per step: every layer's weights and biases, and
+ * lm_head; the bound uses the run's best read bandwidth (wall), and the CPU-time ratio the
+ * CPU-time bandwidth. */
+static int step_mode(const model_shape *ms, int64_t layers, const char *dir, int reps, double *bw_best, double *bw_cpu)
+{
+    const shape *q = &ms->s[0], *k = &ms->s[1], *g = &ms->s[4], *lm = &ms->s[7];
+    int64_t H = q->k;
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    FILE *f = fopen(cfg, "r");
+    if (f) fclose(f);
+    else {
+        avl_mkmodel_params p = avl_mkmodel_default_params();
+        p.hidden = H;
+        p.layers = layers;
+        p.heads = q->n / 128;
+        p.kv_heads = k->n / 128;
+        p.ffn = g->n;
+        p.vocab = lm->n;
+        p.thinker_only = true;
+        printf("# writing %s (%lld layers, vocabulary %lld) ...\n", dir, (long long)layers, (long long)lm->n);
+        fflush(stdout);
+        if (avl_mkmodel_write(&p, dir)) {
+            fprintf(stderr, "bench_skinny: %s\n", avl_last_error());
+            return 1;
+        }
+    }
+    avl_model_params mp = avl_model_default_params();
+    avl_model *m;
+    avl_run *r;
+    if (avl_model_load(dir, &mp, &m) || avl_run_new(m, 64, &r)) {
+        fprintf(stderr, "bench_skinny: %s\n", avl_last_error());
+        return 1;
+    }
+    const int64_t P = 8;
+    float *emb = malloc(sizeof(float) * (size_t)((P + 2) * H)), *logits = malloc(sizeof(float) * 2 * (size_t)lm->n);
+    for (int64_t i = 0; i < (P + 2) * H; i++) emb[i] = (float)((double)(rnd() >> 11) * 0x1p-53 - 0.5) * 0.1f;
+    int64_t pos[3 * (P + 2)];
+    for (int a = 0; a < 3; a++)
+        for (int64_t i = 0; i < P + 2; i++) pos[a * (P + 2) + i] = i;
+    if (avl_run_forward(r, emb, pos, P + 2, P, NULL, logits, 1)) {
+        fprintf(stderr, "bench_skinny: %s\n", avl_last_error());
+        return 1;
+    }
+    double bytes = 0;
+    for (int p = 0; p < 7; p++) bytes += 2.0 * (double)(ms->s[p].n * ms->s[p].k);
+    bytes += 2.0 * (double)(q->n + 2 * k->n); /* q, k, v biases */
+    bytes = bytes * (double)layers + 2.0 * (double)(lm->n * lm->k);
+    *bw_best = fmax(*bw_best, stream_read(2, bw_cpu, NULL));
+    double best[3] = {1e30, 1e30, 1e30}, bestc[3] = {1e30, 1e30, 1e30};
+    for (int rep = 0; rep < reps + 1; rep++)
+        for (int64_t M = 1; M <= 2; M++) {
+            double t0 = now(), c0 = cpu_now();
+            /* positions P.., embeddings P.. (the 3-D positions start at column P of pos) */
+            if (avl_run_forward(r, emb + P * H, pos + P, P + 2, M, NULL, logits, M) || avl_run_truncate(r, P)) {
+                fprintf(stderr, "bench_skinny: %s\n", avl_last_error());
+                return 1;
+            }
+            double dt = now() - t0, dc = (cpu_now() - c0) / avl_get_threads();
+            if (rep > 0) best[M] = fmin(best[M], dt), bestc[M] = fmin(bestc[M], dc);
+        }
+    *bw_best = fmax(*bw_best, stream_read(2, bw_cpu, NULL));
+    double bound = bytes / (*bw_best * 1e9), boundc = bytes / (*bw_cpu * 1e9);
+    printf("%s decode step through avl_run_forward, %lld layers + lm_head (%.2f GB per step), best of %d; "
+           "bandwidth %.2f GB/s (CPU time %.2f):\n", ms->model, (long long)layers, bytes / 1e9, reps, *bw_best, *bw_cpu);
+    for (int M = 1; M <= 2; M++)
+        printf("  M=%d: %.1f ms (ratio %.2f), CPU %.1f ms (ratio %.2f)\n", M, best[M] * 1e3, best[M] / bound,
+               bestc[M] * 1e3, bestc[M] / boundc);
+    printf("  M2/M1: %.2f (CPU %.2f)\n", best[2] / best[1], bestc[2] / bestc[1]);
+    free(emb);
+    free(logits);
+    avl_run_free(r);
+    avl_model_free(m);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    const char *want = "both", *only = NULL;
+    const char *want = "both", *only = NULL, *step_dir = NULL;
     int reps = 5, mmax = 4;
+    int64_t step_layers = 2;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) want = argv[++i];
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) avl_set_threads(atoi(argv[++i]));
         else if (!strcmp(argv[i], "--mmax") && i + 1 < argc) mmax = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--step") && i + 1 < argc) step_dir = argv[++i];
+        else if (!strcmp(argv[i], "--layers") && i + 1 < argc) step_layers = atoll(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_skinny [--model 7b|3b|both] [--reps R] [--threads N] [--mmax M] "
-                            "[--only NAME]\n");
+                            "[--only NAME] [--step DIR [--layers L]]\n");
             return 2;
         }
     }
@@ -168,6 +256,17 @@ int main(int argc, char **argv)
     double bw_best = stream_read(3, &bw_cpu, bw_loop);
     printf("# read bandwidth at start: scalar loop %.2f GB/s, AVX2 loop %.2f GB/s; by CPU time %.2f GB/s\n",
            bw_loop[0], bw_loop[1], bw_cpu);
+
+    if (step_dir) {
+        for (size_t mi = 0; mi < sizeof g_models / sizeof g_models[0]; mi++)
+            if (!strcmp(want, g_models[mi].model)) {
+                int rc = step_mode(&g_models[mi], step_layers, step_dir, reps, &bw_best, &bw_cpu);
+                free(g_bwbuf);
+                return rc;
+            }
+        fprintf(stderr, "bench_skinny: --step needs --model 7b or 3b\n");
+        return 2;
+    }
 
     const int64_t KMAX = 18944;
     float *x = malloc(sizeof(float) * MMAX * KMAX), *y = malloc(sizeof(float) * MMAX * 152064);
