@@ -2,19 +2,20 @@
  *
  * With few rows of X the product is a stream over W: every weight is read once and used M
  * times, so the time is the weight bytes over the memory bandwidth. The kernel reads each row
- * of W once, widens it to fp32 in registers (bf16: a 16-bit shift; f16: vcvtph2ps; exact) and
- * multiplies it into M fp32 accumulators per lane with FMA. X stays fp32 (no bf16 rounding of
- * activations): AVX512-BF16's dot product would need X in bf16 and buys nothing here, as the
- * kernel is bound by memory, not arithmetic.
+ * of W once, widens it to fp32 in registers (bf16: interleaved with zeros; f16: vcvtph2ps;
+ * exact) and multiplies it into M fp32 accumulators per lane with FMA. X stays fp32 (no bf16
+ * rounding of activations): AVX512-BF16's dot product would need X in bf16 and buys nothing
+ * here, as the kernel is bound by memory, not arithmetic.
  *
  * OpenMP splits N into blocks of rows with a static schedule; each output is computed by one
- * thread in one fixed order (vector lanes, then lane sum, then the K % width tail, then bias,
- * then old Y), so results depend neither on the thread count nor on M (row m of a batch has
- * the bits it would have alone).
+ * thread in one fixed order (vector lanes, then lane sum, then the K tail, then bias, then old
+ * Y), so results depend neither on the thread count nor on M (row m of a batch has the bits
+ * it would have alone) nor on how rows of W are grouped.
  *
  * Variants, chosen once at run time with __builtin_cpu_supports: AVX-512F (16 lanes), AVX2 +
- * FMA + F16C (8 lanes), portable C. Each is compiled with a target attribute, so the library
- * needs no -mavx512f and runs on any x86-64.
+ * FMA + F16C (eight partial sums per output in 128-bit vectors, several rows of W per pass;
+ * docs/kernels.md says why), portable C. Each is compiled with a target attribute, so the
+ * library needs no -mavx512f and runs on any x86-64.
  */
 #include <stdatomic.h>
 #include <string.h>
@@ -244,7 +245,7 @@ blk_avx2(const avl__gemm_args *a, int64_t n, int64_t m0, const int MB, const int
 }
 
 /* The rows n0..n1 of W for one dtype (a constant after inlining, so that the loops carry no
- * dtype test): blocks of four rows of W for M = 1, two for M = 2, one for M >= 3. */
+ * dtype test): blocks of four rows of W for M = 1, two for M = 2, M = 3 as 2 + 1 over four rows, one row for M >= 4. */
 static inline __attribute__((always_inline)) AVX2_TARGET void
 rows_avx2_t(const avl__gemm_args *a, int64_t n0, int64_t n1, const avl__dtype t)
 {
@@ -253,6 +254,14 @@ rows_avx2_t(const avl__gemm_args *a, int64_t n0, int64_t n1, const avl__dtype t)
         for (; n + 4 <= n1; n += 4) blk_avx2(a, n, 0, 1, 4, t);
     if (a->m == 2)
         for (; n + 2 <= n1; n += 2) blk_avx2(a, n, 0, 2, 2, t);
+    if (a->m == 3) /* rows 0-1 of X two rows of W at a time, then row 2 over the same four rows
+                    * of W, now in L1/L2: one row of W with three rows of X has only six FMA
+                    * chains and four rows of X in registers would spill */
+        for (; n + 4 <= n1; n += 4) {
+            blk_avx2(a, n, 0, 2, 2, t);
+            blk_avx2(a, n + 2, 0, 2, 2, t);
+            blk_avx2(a, n, 2, 1, 4, t);
+        }
     for (; n < n1; n++)
         for (int64_t m0 = 0; m0 < a->m; m0 += 4) {
             switch (a->m - m0) {
