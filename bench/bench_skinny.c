@@ -76,28 +76,34 @@ static uint64_t read_scalar(void)
     return total;
 }
 
-/* Each thread reads its half of the buffer as four streams at once (four sub-ranges in lock
- * step), as the kernel reads four rows of W at M = 1: one stream per core does not draw the
- * most the memory gives. */
-__attribute__((target("avx2"))) static uint64_t read_avx2(void)
+/* Four streams at once: the four quarters of lines [l0, l0 + 4q) in lock step, as the kernel
+ * reads four rows of W at M = 1 (one stream per core does not draw the most the memory
+ * gives). No OpenMP inside: clang outlines parallel regions without the target attribute. */
+__attribute__((target("avx2"))) static uint64_t read4_avx2(const uint64_t *base, size_t q)
+{
+    const __m256i *p[4];
+    for (int j = 0; j < 4; j++) p[j] = (const __m256i *)(const void *)(base + q * 8 * (size_t)j);
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+    for (size_t i = 0; i < 2 * q; i += 2) {
+        s0 = _mm256_add_epi64(s0, _mm256_add_epi64(_mm256_load_si256(p[0] + i), _mm256_load_si256(p[0] + i + 1)));
+        s1 = _mm256_add_epi64(s1, _mm256_add_epi64(_mm256_load_si256(p[1] + i), _mm256_load_si256(p[1] + i + 1)));
+        s2 = _mm256_add_epi64(s2, _mm256_add_epi64(_mm256_load_si256(p[2] + i), _mm256_load_si256(p[2] + i + 1)));
+        s3 = _mm256_add_epi64(s3, _mm256_add_epi64(_mm256_load_si256(p[3] + i), _mm256_load_si256(p[3] + i + 1)));
+    }
+    uint64_t v[4];
+    _mm256_storeu_si256((__m256i *)(void *)v, _mm256_add_epi64(_mm256_add_epi64(s0, s1), _mm256_add_epi64(s2, s3)));
+    return v[0] + v[1] + v[2] + v[3];
+}
+
+/* Each thread reads its share of the buffer with read4_avx2. */
+static uint64_t read_avx2(void)
 {
     uint64_t total = 0;
 #pragma omp parallel reduction(+ : total)
     {
         int nt = omp_get_num_threads(), id = omp_get_thread_num();
-        size_t lines = g_bwn / 8, per = lines / (size_t)nt, l0 = per * (size_t)id, q = per / 4;
-        const __m256i *p[4];
-        for (int j = 0; j < 4; j++) p[j] = (const __m256i *)(const void *)(g_bwbuf + (l0 + q * (size_t)j) * 8);
-        __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
-        for (size_t i = 0; i < 2 * q; i += 2) {
-            s0 = _mm256_add_epi64(s0, _mm256_add_epi64(_mm256_load_si256(p[0] + i), _mm256_load_si256(p[0] + i + 1)));
-            s1 = _mm256_add_epi64(s1, _mm256_add_epi64(_mm256_load_si256(p[1] + i), _mm256_load_si256(p[1] + i + 1)));
-            s2 = _mm256_add_epi64(s2, _mm256_add_epi64(_mm256_load_si256(p[2] + i), _mm256_load_si256(p[2] + i + 1)));
-            s3 = _mm256_add_epi64(s3, _mm256_add_epi64(_mm256_load_si256(p[3] + i), _mm256_load_si256(p[3] + i + 1)));
-        }
-        uint64_t v[4];
-        _mm256_storeu_si256((__m256i *)(void *)v, _mm256_add_epi64(_mm256_add_epi64(s0, s1), _mm256_add_epi64(s2, s3)));
-        total += v[0] + v[1] + v[2] + v[3];
+        size_t lines = g_bwn / 8, per = lines / (size_t)nt, q = per / 4;
+        total += read4_avx2(g_bwbuf + per * (size_t)id * 8, q);
     }
     return total;
 }
