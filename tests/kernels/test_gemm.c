@@ -262,6 +262,11 @@ static const int64_t shapes[][3] = {
     {1, 1, 1},     {1, 3, 17},    {2, 17, 64},   {3, 64, 129},  {4, 129, 1000}, {1, 1000, 129},
     {5, 33, 7},    {17, 64, 129}, {64, 129, 17}, {129, 17, 64}, {3, 1000, 3},   {17, 3, 1000},
     {64, 64, 64},  {33, 200, 300}, {1, 7, 4099}, {2, 1, 1000},
+    /* the skinny kernel's blocks of rows of W (4 for M = 1, 2 for M = 2) and its k loop (one
+     * 64-byte line, then steps of 8, then the K % 8 tail): N around the block sizes, K below
+     * and around 8 and a line */
+    {1, 5, 7},     {1, 6, 8},     {1, 37, 40},   {2, 3, 33},    {2, 37, 65},   {3, 5, 9},
+    {4, 7, 31},    {1, 4, 96},
 };
 
 static void test_gemm_paths_against_ref(void **state)
@@ -432,31 +437,73 @@ static void test_thread_count(void **state)
     }
 }
 
-/* The skinny kernel: row m of a batch has exactly the bits it has alone (decode with a batch
- * of one equals the same token inside a batch), for every variant. */
+/* The skinny kernel: each output has one summation order whatever M is, wherever its row of X
+ * sits in the batch and wherever its row of W sits in a block of rows: row m of a batch has
+ * exactly the bits it has alone (decode with a batch of one equals the same token inside a
+ * batch), and a product over rows n0.. of W has the bits of the same rows in the full product.
+ * For every variant, every dtype, M = 1..4 and 7, N and K around the block and vector sizes. */
 static void test_skinny_batch_equals_single(void **state)
 {
     (void)state;
-    gcase c = {7, 300, 1001, 1001, AVL__DT_BF16, 2, AVL__DT_BF16, false, false};
-    gsetup s;
-    setup_case(&s, &c, 31);
     static const char *variants[] = {"avx512", "avx2", "portable"};
+    const avl__dtype types[] = {AVL__DT_BF16, AVL__DT_F16, AVL__DT_F32};
+    const int64_t nk[][2] = {{300, 1001}, {37, 7}, {9, 64}, {6, 3584 + 9}};
+    int checked = 0;
     for (int vi = 0; vi < 3; vi++) {
         if (!avl__gemm_skinny_force(variants[vi])) continue;
-        float *yb = malloc(sizeof(float) * (size_t)(c.m * s.ldy));
-        avl__gemm_args a = {c.m, s.x, s.ldx, &s.w, &s.bias, yb, s.ldy, false};
-        avl__gemm_skinny(&a);
-        for (int64_t m = 0; m < c.m; m++) {
-            float *y1 = malloc(sizeof(float) * (size_t)s.ldy);
-            avl__gemm_args a1 = {1, s.x + m * s.ldx, s.ldx, &s.w, &s.bias, y1, s.ldy, false};
-            avl__gemm_skinny(&a1);
-            assert_memory_equal(y1, yb + m * s.ldy, sizeof(float) * (size_t)c.n);
-            free(y1);
-        }
-        free(yb);
+        for (int ti = 0; ti < 3; ti++)
+            for (size_t si = 0; si < sizeof nk / sizeof nk[0]; si++) {
+                gcase c = {7, nk[si][0], nk[si][1], nk[si][1] + (int64_t)si, types[ti], (int)(si % 2) * 2,
+                           si % 2 ? -1 : (int)AVL__DT_BF16, si == 2, false};
+                gsetup s;
+                setup_case(&s, &c, 31 + si);
+                const avl__vec *bias = c.bias >= 0 ? &s.bias : NULL;
+                size_t rowb = sizeof(float) * (size_t)s.ldy;
+                float *yb = malloc(rowb * (size_t)c.m), *y1 = malloc(rowb);
+                for (int64_t mb = 1; mb <= c.m; mb = mb == 4 ? c.m : mb + 1) {
+                    memcpy(yb, s.y0, rowb * (size_t)mb);
+                    avl__gemm_args a = {mb, s.x, s.ldx, &s.w, bias, yb, s.ldy, c.accumulate};
+                    avl__gemm_skinny(&a);
+                    /* rows past the batch: the reference's, so that only the batch is judged */
+                    memcpy(yb + mb * s.ldy, s.yref + mb * s.ldy, rowb * (size_t)(c.m - mb));
+                    check_against_ref(&s, yb, 2.0 * (double)(c.k + 2) * U32, variants[vi]);
+                    for (int64_t m = 0; m < mb; m++) {
+                        memcpy(y1, s.y0 + m * s.ldy, rowb);
+                        avl__gemm_args a1 = {1, s.x + m * s.ldx, s.ldx, &s.w, bias, y1, s.ldy, c.accumulate};
+                        avl__gemm_skinny(&a1);
+                        if (memcmp(y1, yb + m * s.ldy, sizeof(float) * (size_t)c.n))
+                            fail_msg("%s %s N=%lld K=%lld: row %lld of a batch of %lld differs from it alone",
+                                     variants[vi], avl__dtype_name(c.wt), (long long)c.n, (long long)c.k,
+                                     (long long)m, (long long)mb);
+                    }
+                    /* rows n0.. of W as a matrix of their own (shifts every row's place in
+                     * the blocks of rows) */
+                    for (int64_t n0 = 1; n0 < 4 && n0 < c.n; n0++) {
+                        avl__weight wsub = s.w;
+                        wsub.data = (const char *)s.w.data + (size_t)(n0 * s.w.ld) * avl__dtype_size(c.wt);
+                        wsub.n = c.n - n0;
+                        avl__vec bsub = s.bias;
+                        if (bias) bsub.data = (const char *)s.bias.data + (size_t)n0 * avl__dtype_size(s.bias.dtype);
+                        float *ys = malloc(rowb * (size_t)mb);
+                        for (int64_t m = 0; m < mb; m++) memcpy(ys + m * s.ldy, s.y0 + m * s.ldy + n0, rowb - 4 * (size_t)n0);
+                        avl__gemm_args as = {mb, s.x, s.ldx, &wsub, bias ? &bsub : NULL, ys, s.ldy, c.accumulate};
+                        avl__gemm_skinny(&as);
+                        for (int64_t m = 0; m < mb; m++)
+                            if (memcmp(ys + m * s.ldy, yb + m * s.ldy + n0, sizeof(float) * (size_t)(c.n - n0)))
+                                fail_msg("%s %s N=%lld K=%lld M=%lld: rows from %lld of W differ from the full product",
+                                         variants[vi], avl__dtype_name(c.wt), (long long)c.n, (long long)c.k,
+                                         (long long)mb, (long long)n0);
+                        free(ys);
+                    }
+                    checked++;
+                }
+                free(yb);
+                free(y1);
+                free_case(&s);
+            }
     }
     avl__gemm_skinny_force(NULL);
-    free_case(&s);
+    printf("%d batch/single/offset cases bitwise equal\n", checked);
 }
 
 /* ---- concurrent callers share oneDNN's primitive cache ---- */
