@@ -188,8 +188,12 @@ static void hand_computed_tables(void **state)
     free(x);
     x = READ("report.html");
     assert_non_null(strstr(x, "<title>Tiny &lt;report&gt; &amp; co</title>"));
-    assert_non_null(strstr(x, "<img src=\"layer_window_1_clean.svg\""));
-    assert_non_null(strstr(x, "<img src=\"sink_strip.svg\""));
+    /* figures are inline (part of the DOM) with a link to their file */
+    assert_non_null(strstr(x, "<a href=\"layer_window_1_clean.svg\">"));
+    assert_non_null(strstr(x, "<a href=\"sink_strip.svg\">"));
+    int n_svg = 0;
+    for (const char *q = x; (q = strstr(q, "<svg xmlns")); q++) n_svg++;
+    assert_int_equal(n_svg, 4);
     assert_non_null(strstr(x, "<td class=\"num\">0.559</td>"));
     free(x);
     static const char *const svgs[] = {"layer_window_1_clean.svg", "layer_window_1_corr.svg", "mds_per_sink.svg",
