@@ -297,7 +297,8 @@ static char *intro_html(const char *dir, const char *runs, int n_clips, int nl, 
     json_t *dom = read_records(runs, "dominance"), *tr = read_records(runs, "trace"), *win = read_records(runs, "trace.windows");
     json_t *sk = read_records(runs, "sinks");
     *n_match = 0;
-    fprintf(f, "<p class=\"meta\">Written by <code>avlens demo --out %s</code> in %.0f s: a tiny Qwen2.5-Omni checkpoint "
+    fprintf(f, "<p class=\"meta\">Written by <code>avlens demo --out %s</code> (this run: %.0f s; samples already on "
+               "file are skipped): a tiny Qwen2.5-Omni checkpoint "
                "(<code>%s/model</code>, Hugging Face layout) with a <b>planted mechanism</b>, %d synthetic clips, and "
                "the paper's analyses run by the same commands a researcher runs on VGGSound; their records are in "
                "<code>%s/runs/&lt;analysis&gt;/</code> (docs/records.md), the tables below were built from them "
