@@ -4,7 +4,8 @@
 # needs neither root nor network. Reference tools (tools/ref/, Python) have their own
 # optional list: pass --ref to add python3-torch, python3-numpy and python3-pil. Looking at the report's
 # figures headless (docs/records.md) has its own optional list: pass --render to add chromium
-# and fonts-dejavu-core. Neither list is needed by the tests.
+# and fonts-dejavu-core; scripts/test.sh passes it, because tests/cli/test_demo.sh opens the demo's
+# report.html in headless Chromium (it skips that part, saying so, where chromium is absent).
 set -euo pipefail
 
 pkgs=(

@@ -9,7 +9,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
-"$here/scripts/install-deps.sh"
+"$here/scripts/install-deps.sh" --render   # chromium: tests/cli/test_demo.sh renders the demo report
 jobs=${AVL_JOBS:-$(nproc)}
 
 echo "== release build (gcc) =="

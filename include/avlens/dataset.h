@@ -209,14 +209,18 @@ avl_status avl_records_merge(const char *in, const char *out, avl_merge_summary 
 typedef struct {
     const char *title;          /* "avlens report" */
     int max_strips;             /* samples shown in the sink heat strip (8) */
+    const char *intro_html;     /* HTML put under the title of report.html as it is (NULL: none) */
+    const char *chair_csv;      /* a chair.csv of `avlens chair --out` to show in the Tab. 3 layout,
+                                   with a bar chart (NULL: none) */
 } avl_report_params;
 
 avl_report_params avl_report_default_params(void);
 
 /* Reads every *.jsonl file in each analysis folder under in (records of any shard, deduplicated as merge
  * does) and writes to out: tables (CSV and Markdown: dominance.*, trace.*, mds.*), figures
- * (layer_window.svg, mds_per_sink.svg, sink_strip.svg; those with no data are left out) and
- * report.html, which embeds them. Returns AVL_E_NOTFOUND when in holds no records. */
+ * (layer_window.svg, mds_per_sink.svg, sink_strip.svg, chair.svg; those with no data are left
+ * out) and report.html, which holds the tables and the figures inline (SVG). Caption records
+ * (caption.<method>/) give a table of the captions per clip and method. Returns AVL_E_NOTFOUND when in holds no records. */
 avl_status avl_report_write(const char *in, const char *out, const avl_report_params *params);
 
 /* ---------------------------------------------------------------------------------------- */

@@ -44,12 +44,24 @@ typedef struct {
     int shards;               /* 0: model.safetensors; n >= 1: n shards + index */
     bool thinker_only;        /* bare thinker config and unprefixed tensor names */
     bool tie_word_embeddings; /* then lm_head.weight is not written */
+    /* The planted-mechanism model (src/io/mkmodel_planted.c, docs/demo.md): the random weights
+     * are overwritten so that the answer to a classification prompt on a synthetic clip is "A"
+     * when its loudness evidence wins and "B" when its brightness evidence wins, through planted
+     * sinks (the object's and the loud tokens, sink dimensions avl_mkmodel_planted_sink_dim)
+     * that carry the other modality's evidence. Needs >= 3 layers and >= 2 KV heads. */
+    bool planted;
+    double planted_audio_gain;  /* weight of the loudness evidence against brightness (1) */
 } avl_mkmodel_params;
 
 avl_mkmodel_params avl_mkmodel_default_params(void);
 
 /* The config the parameters describe (token ids as the tokenizer assigns them). */
 avl_status avl_mkmodel_config(const avl_mkmodel_params *p, avl_config *out);
+
+/* The residual dimension where the planted model puts the massive activation of its video
+ * (video = true) or audio sinks; give both to the sink detector (`--dims`) with tau about 5
+ * (phi cannot exceed sqrt(hidden) in a model this narrow). */
+int64_t avl_mkmodel_planted_sink_dim(bool video);
 
 /* Writes the checkpoint into dir (created if missing; existing files are overwritten). */
 avl_status avl_mkmodel_write(const avl_mkmodel_params *p, const char *dir);

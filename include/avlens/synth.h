@@ -44,6 +44,7 @@ typedef struct {
     double tone_hz;         /* 440 */
     int audio_rate;         /* 16000 */
     uint64_t seed;          /* the shape's row and direction; the noise */
+    double volume;          /* the sound's amplitude factor, 0..1 (1: the amplitudes above) */
 } avl_clip_params;
 
 avl_clip_params avl_clip_default_params(void);

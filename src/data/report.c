@@ -24,6 +24,8 @@ avl_report_params avl_report_default_params(void)
     avl_report_params p;
     p.title = "avlens report";
     p.max_strips = 8;
+    p.intro_html = NULL;
+    p.chair_csv = NULL;
     return p;
 }
 
@@ -295,6 +297,12 @@ typedef struct {
         double total, video, audio, text;
     } sinkn[8];
     int nsinkn;
+    json_t *captions;           /* {id: {method: caption}} from caption.<method> records */
+    json_t *trace_seen;         /* (setting, sample) pairs already counted */
+    char **chair_rows;          /* "method" or "method (dataset)" per chair.csv row */
+    double *chair_vals;         /* (n_chair, 3): CHAIR_s, CHAIR_i, F1 */
+    int n_chair;
+    json_t *methods;            /* the methods in the order first seen */
     int64_t errors_total;
     tables errs;                /* one table listing the error records */
     table *err_table;
@@ -402,6 +410,16 @@ static void add_trace(report *r, json_t *o)
         int ils = isfinite(ls) ? (int)ls : 0;
         int ile = isfinite(le) ? (int)le : -1;
         if (ils == 0 && (ile < 0 || (isfinite(nl) && ile >= (int)nl))) ile = -1; /* every layer */
+        /* the same sample and setting in two folders (a layer-window run repeats the every-layer
+         * result, e.g. trace/ and trace.windows/) counts once */
+        char key[768];
+        snprintf(key, sizeof key, "%s|%s|%s|%d|%d|%d|%s", group, dom, set, in, ils, ile, jstr(o, "id", ""));
+        if (!r->trace_seen && !(r->trace_seen = json_object())) {
+            r->nomem = true;
+            return;
+        }
+        if (json_object_get(r->trace_seen, key)) continue;
+        json_object_set_new(r->trace_seen, key, json_true());
         trace_cell *c = trace_cell_get(r, group, dom, set, in, ils, ile);
         if (!c) {
             r->nomem = true;
@@ -657,6 +675,7 @@ static void sinks_table(report *r)
 typedef struct {
     char *file;   /* basename */
     char *caption;
+    char *svg;    /* the figure itself, put inline in report.html */
 } figure;
 
 typedef struct {
@@ -673,9 +692,11 @@ static avl_status save_figure(figures *fs, const char *out, const char *file, co
     if (rc != AVL_OK || fs->n == 64) return rc;
     fs->f[fs->n].file = avl__strdup(file);
     fs->f[fs->n].caption = avl__strdup(caption);
-    if (!fs->f[fs->n].file || !fs->f[fs->n].caption) {
+    fs->f[fs->n].svg = avl__strdup(svg->buf ? svg->buf : "");
+    if (!fs->f[fs->n].file || !fs->f[fs->n].caption || !fs->f[fs->n].svg) {
         avl__free(fs->f[fs->n].file);
         avl__free(fs->f[fs->n].caption);
+        avl__free(fs->f[fs->n].svg);
         return avl__err(AVL_E_NOMEM, "report: out of memory");
     }
     fs->n++;
@@ -883,6 +904,163 @@ static avl_status sink_strip_figure(report *r, const char *out, figures *fs)
     return rc;
 }
 
+/* ---- captions and CHAIR ------------------------------------------------------------------ */
+
+static void add_caption(report *r, json_t *o, const char *method)
+{
+    const char *id = jstr(o, "id", NULL), *cap = jstr(o, "caption", NULL);
+    if (!id || !cap) return;
+    if (!r->captions) r->captions = json_object();
+    if (!r->methods) r->methods = json_array();
+    bool seen = false;
+    size_t i;
+    json_t *m;
+    json_array_foreach(r->methods, i, m) seen = seen || !strcmp(json_string_value(m), method);
+    if (!seen) json_array_append_new(r->methods, json_string(method));
+    json_t *row = json_object_get(r->captions, id);
+    if (!row) {
+        row = json_object();
+        json_object_set_new(r->captions, id, row);
+    }
+    if (!r->captions || !r->methods || !row || json_object_set_new(row, method, json_string(cap))) r->nomem = true;
+}
+
+static void captions_table(report *r)
+{
+    int nm = r->methods ? (int)json_array_size(r->methods) : 0;
+    if (!nm || nm > 30) return;
+    table *t = table_new(&r->ts, "captions", "Captions per clip and decoding method", nm + 1);
+    const char *head[32] = {"clip"};
+    for (int k = 0; k < nm; k++) head[k + 1] = json_string_value(json_array_get(r->methods, (size_t)k));
+    table_row(&r->ts, t, head);
+    const char *id;
+    json_t *row;
+    json_object_foreach(r->captions, id, row)
+    {
+        const char *cells[32] = {id};
+        for (int k = 0; k < nm; k++) cells[k + 1] = json_string_value(json_object_get(row, head[k + 1]));
+        table_row(&r->ts, t, cells);
+    }
+}
+
+/* One CSV line split in place into at most max fields (RFC 4180 quotes); the count. */
+static int csv_split(char *line, char **f, int max)
+{
+    int n = 0;
+    char *w = line, *p = line;
+    while (n < max) {
+        f[n++] = w;
+        bool q = *p == '"';
+        if (q) p++;
+        for (;;) {
+            if (!*p || *p == '\n' || *p == '\r' || (!q && *p == ',')) break;
+            if (q && *p == '"') {
+                if (p[1] == '"') p++;
+                else {
+                    q = false;
+                    p++;
+                    continue;
+                }
+            }
+            *w++ = *p++;
+        }
+        bool more = *p == ',';
+        *w++ = '\0';
+        if (!more) break;
+        p++;
+    }
+    return n;
+}
+
+/* chair.csv of avlens chair (method, dataset, captions, chair_s, chair_i, precision, recall, f1,
+ * ...) as the paper's Tab. 3: one row per method, CHAIR_s, CHAIR_i and F1 per data set. */
+static avl_status chair_table(report *r)
+{
+    char *text;
+    size_t len;
+    avl_status rc = avl__read_file(r->p.chair_csv, &text, &len);
+    if (rc) return rc;
+    char *lines[256];
+    int nl = 0;
+    for (char *p = text; *p && nl < 256;) {
+        lines[nl++] = p;
+        char *e = strchr(p, '\n');
+        if (!e) break;
+        *e = '\0';
+        p = e + 1;
+    }
+    char *f[12];
+    if (nl < 1 || csv_split(lines[0], f, 12) < 8 || strcmp(f[0], "method") || strcmp(f[5], "precision")) {
+        avl__free(text);
+        return avl__err(AVL_E_FORMAT, "%s: not a chair.csv of avlens chair (header method,dataset,...,f1)", r->p.chair_csv);
+    }
+    /* data sets and methods in the order first seen */
+    const char *ds[16], *me[64];
+    int nds = 0, nme = 0;
+    double vals[64][16][3];
+    for (int a = 0; a < 64; a++)
+        for (int b = 0; b < 16; b++) vals[a][b][0] = vals[a][b][1] = vals[a][b][2] = NAN;
+    for (int i = 1; i < nl; i++) {
+        if (!lines[i][0] || csv_split(lines[i], f, 12) < 8) continue;
+        int a = 0, b = 0;
+        while (a < nme && strcmp(me[a], f[0])) a++;
+        while (b < nds && strcmp(ds[b], f[1])) b++;
+        if (a == 64 || b == 16) continue;
+        if (a == nme) me[nme++] = f[0];
+        if (b == nds) ds[nds++] = f[1];
+        vals[a][b][0] = strtod(f[3], NULL);
+        vals[a][b][1] = strtod(f[4], NULL);
+        vals[a][b][2] = strtod(f[7], NULL);
+    }
+    table *t = table_new(&r->ts, "chair", "CHAIR and F1 (Tab. 3 layout, x100)", 1 + 3 * nds);
+    char head[16 * 3][96];
+    const char *hc[1 + 16 * 3] = {"method"};
+    static const char *const metric[3] = {"CHAIR_s", "CHAIR_i", "F1"};
+    for (int b = 0; b < nds; b++)
+        for (int k = 0; k < 3; k++) {
+            snprintf(head[b * 3 + k], sizeof head[0], "%s %s", ds[b], metric[k]);
+            hc[1 + b * 3 + k] = head[b * 3 + k];
+        }
+    table_row(&r->ts, t, hc);
+    r->chair_rows = avl__calloc((size_t)(nme * nds) + 1, sizeof *r->chair_rows);
+    r->chair_vals = avl__calloc((size_t)(nme * nds * 3) + 1, sizeof *r->chair_vals);
+    if (!r->chair_rows || !r->chair_vals) r->nomem = true;
+    for (int a = 0; a < nme && !r->nomem; a++) {
+        char cells[16 * 3][32];
+        const char *row[1 + 16 * 3] = {me[a]};
+        for (int b = 0; b < nds; b++) {
+            for (int k = 0; k < 3; k++) {
+                fmt(cells[b * 3 + k], 32, vals[a][b][k], 1);
+                row[1 + b * 3 + k] = cells[b * 3 + k];
+                r->chair_vals[r->n_chair * 3 + k] = vals[a][b][k];
+            }
+            char label[160];
+            if (nds > 1) snprintf(label, sizeof label, "%s (%s)", me[a], ds[b]);
+            else snprintf(label, sizeof label, "%s", me[a]);
+            if (!(r->chair_rows[r->n_chair++] = avl__strdup(label))) r->nomem = true;
+        }
+        table_row(&r->ts, t, row);
+    }
+    if (t && !(t->note = avl__strdup("CHAIR_s: captions with a hallucinated object; CHAIR_i: hallucinated mentions; "
+                                      "F1 of the mentioned objects against the clip's objects (docs/eval.md).")))
+        r->nomem = true;
+    avl__free(text);
+    return AVL_OK;
+}
+
+static avl_status chair_figure(report *r, const char *out, figures *fs)
+{
+    if (r->n_chair == 0) return AVL_OK;
+    static const char *const series[3] = {"CHAIR_s", "CHAIR_i", "F1"};
+    avl__svg_frame f = {"CHAIR and F1 per decoding method", "decoding method", "percent", 0, 0, false,
+                        "lower CHAIR is better, higher F1 is better"};
+    avl__sb svg = {0};
+    avl__svg_bar_chart(&svg, &f, (const char *const *)r->chair_rows, r->n_chair, series, 3, r->chair_vals, 100);
+    avl_status rc = save_figure(fs, out, "chair.svg", "The Tab. 3 columns as bars, one group per method.", &svg);
+    avl__sb_free(&svg);
+    return rc;
+}
+
 /* ---- files ------------------------------------------------------------------------------- */
 
 static avl_status write_tables(const tables *ts, const char *out, avl__sb *md)
@@ -925,18 +1103,22 @@ static avl_status write_html(report *r, const char *out, const figures *fs, cons
     avl__sb_put_xml(&h, in);
     avl__sb_printf(&h, "</code>; %lld failed sample%s. Tables are also in the CSV and Markdown files beside this page.</p>\n",
                    (long long)r->errors_total, r->errors_total == 1 ? "" : "s");
+    if (r->p.intro_html) avl__sb_puts(&h, r->p.intro_html);
     if (r->ts.n) avl__sb_puts(&h, "<h2>Tables</h2>\n");
     for (int i = 0; i < r->ts.n; i++)
         if (!r->ts.t[i]->detail) table_html(r->ts.t[i], &h);
     if (fs->n) avl__sb_puts(&h, "<h2>Figures</h2>\n");
     for (int i = 0; i < fs->n; i++) {
-        avl__sb_puts(&h, "<figure>\n<img src=\"");
-        avl__sb_put_xml(&h, fs->f[i].file);
-        avl__sb_puts(&h, "\" alt=\"");
-        avl__sb_put_xml(&h, fs->f[i].file);
-        avl__sb_puts(&h, "\"/>\n<figcaption>");
+        /* inline, so the page is one file to open and its figures are part of the DOM */
+        avl__sb_puts(&h, "<figure>\n");
+        avl__sb_puts(&h, fs->f[i].svg);
+        avl__sb_puts(&h, "<figcaption>");
         avl__sb_put_xml(&h, fs->f[i].caption);
-        avl__sb_puts(&h, "</figcaption>\n</figure>\n");
+        avl__sb_puts(&h, " (<a href=\"");
+        avl__sb_put_xml(&h, fs->f[i].file);
+        avl__sb_puts(&h, "\">");
+        avl__sb_put_xml(&h, fs->f[i].file);
+        avl__sb_puts(&h, "</a>)</figcaption>\n</figure>\n");
     }
     bool any_detail = false;
     for (int i = 0; i < r->ts.n; i++) any_detail |= r->ts.t[i]->detail;
@@ -970,6 +1152,12 @@ static void report_free(report *r)
     avl__free(r->mds[0].v);
     avl__free(r->mds[1].v);
     json_decref(r->mds_first);
+    json_decref(r->captions);
+    json_decref(r->trace_seen);
+    json_decref(r->methods);
+    avl__free(r->chair_vals);
+    for (int i = 0; i < r->n_chair; i++) avl__free(r->chair_rows[i]);
+    avl__free(r->chair_rows);
     for (int i = 0; i < r->nsink_rows; i++) json_decref(r->sink_rows[i]);
 }
 
@@ -1005,6 +1193,11 @@ avl_status avl_report_write(const char *in, const char *out, const avl_report_pa
             else if (!strncmp(kind, "trace", 5)) add_trace(&r, o);
             else if (!strncmp(kind, "mds", 3)) add_mds(&r, o);
             else if (!strncmp(kind, "sinks", 5)) add_sinks(&r, o);
+            else if (!strncmp(kind, "caption", 7)) {
+                /* caption.<method>/: the record names its method */
+                const char *dot = strchr(names[i], '.');
+                add_caption(&r, o, jstr(o, "method", dot ? dot + 1 : names[i]));
+            }
         }
         avl__recset_free(&s);
     }
@@ -1018,7 +1211,9 @@ avl_status avl_report_write(const char *in, const char *out, const avl_report_pa
         trace_tables(&r);
         mds_table(&r);
         sinks_table(&r);
-        if (r.nomem || r.ts.nomem || r.errs.nomem) rc = avl__err(AVL_E_NOMEM, "report: out of memory");
+        captions_table(&r);
+        if (r.p.chair_csv) rc = chair_table(&r);
+        if (rc == AVL_OK && (r.nomem || r.ts.nomem || r.errs.nomem)) rc = avl__err(AVL_E_NOMEM, "report: out of memory");
     }
     avl__sb md = {0};
     if (rc == AVL_OK) {
@@ -1029,6 +1224,7 @@ avl_status avl_report_write(const char *in, const char *out, const avl_report_pa
     if (rc == AVL_OK) rc = layer_window_figures(&r, out, &fs);
     if (rc == AVL_OK) rc = mds_figure(&r, out, &fs);
     if (rc == AVL_OK) rc = sink_strip_figure(&r, out, &fs);
+    if (rc == AVL_OK) rc = chair_figure(&r, out, &fs);
     if (rc == AVL_OK) {
         for (int i = 0; i < fs.n; i++) avl__sb_printf(&md, "![%s](%s)\n\n%s\n\n", fs.f[i].file, fs.f[i].file, fs.f[i].caption);
         char *path = avl__path_join(out, "report.md");
@@ -1040,6 +1236,7 @@ avl_status avl_report_write(const char *in, const char *out, const avl_report_pa
     for (int i = 0; i < fs.n; i++) {
         avl__free(fs.f[i].file);
         avl__free(fs.f[i].caption);
+        avl__free(fs.f[i].svg);
     }
     report_free(&r);
     return rc;

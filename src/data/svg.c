@@ -301,3 +301,31 @@ void avl__svg_heat_strip(avl__sb *o, const avl__svg_frame *f, const avl__svg_hea
     text(o, lx + 10 + 14 * 5 + 8, ly + 4.5, "start", "font-size=\"12\"", b);
     avl__sb_puts(o, "</svg>\n");
 }
+
+void avl__svg_bar_chart(avl__sb *o, const avl__svg_frame *f, const char *const *groups, int ngroups,
+                        const char *const *series, int nseries, const double *values, double ymax)
+{
+    double w = f->width > 0 ? f->width : 800, h = f->height > 0 ? f->height : 400;
+    area a = {72, 64, w - 180, h - 56, 0, ymax > 0 ? ymax : 1, 0, 1};
+    begin(o, w, h, f->title, f->subtitle);
+    y_axis(o, &a, f->ylabel, false);
+    double gw = (a.x1 - a.x0) / (ngroups > 0 ? ngroups : 1), bw = gw * 0.8 / (nseries > 0 ? nseries : 1);
+    char b[32];
+    for (int g = 0; g < ngroups; g++) {
+        double gx = a.x0 + g * gw + gw * 0.1;
+        for (int s = 0; s < nseries; s++) {
+            double v = values[g * nseries + s];
+            if (!isfinite(v)) continue;
+            double y = py(&a, fmin(fmax(v, a.lo), a.hi));
+            avl__sb_printf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>", gx + s * bw, y,
+                           bw * 0.92, a.y1 - y, avl__svg_palette[s % 8]);
+            num(b, sizeof b, v);
+            avl__sb_put_xml(o, series[s]);
+            avl__sb_printf(o, " %s</title></rect>\n", b);
+        }
+        text(o, a.x0 + (g + 0.5) * gw, a.y1 + 19, "middle", "font-size=\"12\"", groups[g]);
+    }
+    if (f->xlabel) text(o, (a.x0 + a.x1) / 2, h - 14, "middle", NULL, f->xlabel);
+    for (int s = 0; s < nseries; s++) legend_entry(o, a.x1 + 18, a.y0 + 8 + 22 * s, avl__svg_palette[s % 8], "", false, series[s]);
+    avl__sb_puts(o, "</svg>\n");
+}

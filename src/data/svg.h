@@ -54,6 +54,10 @@ typedef struct {
 
 void avl__svg_heat_strip(avl__sb *out, const avl__svg_frame *f, const avl__svg_heat_row *rows, int nrows, int max_count);
 
+/* Grouped bars: values (ngroups, nseries) row-major, y from 0 to ymax; NaN leaves a gap. */
+void avl__svg_bar_chart(avl__sb *out, const avl__svg_frame *f, const char *const *groups, int ngroups,
+                        const char *const *series, int nseries, const double *values, double ymax);
+
 /* "Nice" axis ticks covering [lo, hi]: step 1, 2 or 5 times a power of ten; returns the count
  * (at most 12) and writes the first tick and the step. */
 int avl__svg_ticks(double lo, double hi, int want, double *first, double *step);

@@ -48,6 +48,8 @@ avl_mkmodel_params avl_mkmodel_default_params(void)
     p.n_fullatt = -1;
     p.dtype = AVL_DTYPE_BF16;
     p.shards = 0;
+    p.planted = false;
+    p.planted_audio_gain = 1.0;
     return p;
 }
 
@@ -278,7 +280,7 @@ static size_t shard_limit(const avl_tensor_spec *specs, int64_t n, const avl_mkm
     return lo;
 }
 
-static avl_status write_weights(const avl_mkmodel_params *p, const avl_config *c, const char *dir)
+static avl_status write_weights(const avl_mkmodel_params *p, const avl_config *c, const avl__tiny_tok *tok, const char *dir)
 {
     avl_tensor_spec *specs = NULL;
     int64_t n = 0;
@@ -301,6 +303,7 @@ static avl_status write_weights(const avl_mkmodel_params *p, const avl_config *c
             goto done;
         }
         fill(s, p->seed, x);
+        if (p->planted) avl__mkmodel_plant(p, c, tok, s, x);
         if (p->dtype == AVL_DTYPE_F32) memcpy(y, x, (size_t)s->numel * 4);
         else {
             uint8_t *b = y;
@@ -341,6 +344,10 @@ avl_status avl_mkmodel_write(const avl_mkmodel_params *p, const char *dir)
     if (p->dtype != AVL_DTYPE_BF16 && p->dtype != AVL_DTYPE_F16 && p->dtype != AVL_DTYPE_F32)
         return avl__err(AVL_E_ARG, "mkmodel: dtype %s is not bf16, f16 or f32", avl_dtype_name(p->dtype));
     if (p->shards < 0 || p->shards > 99999) return avl__err(AVL_E_ARG, "mkmodel: %d shards", p->shards);
+    if (p->planted) {
+        avl_status prc = avl__mkmodel_planted_check(p);
+        if (prc) return prc;
+    }
     if (mkdir(dir, 0777) && errno != EEXIST) return avl__err(AVL_E_IO, "%s: cannot create: %s", dir, strerror(errno));
     avl__tiny_tok tok;
     avl_status rc = avl__tiny_tok_build(p->merges, &tok);
@@ -352,7 +359,7 @@ avl_status avl_mkmodel_write(const avl_mkmodel_params *p, const char *dir)
     if ((rc = write_text(dir, "config.json", json))) goto done;
     if ((rc = avl__tiny_tok_write(&tok, dir, c.text.max_position_embeddings))) goto done;
     if ((rc = write_preprocessor(&c, dir))) goto done;
-    rc = write_weights(p, &c, dir);
+    rc = write_weights(p, &c, &tok, dir);
 done:
     avl_config_string_free(json);
     avl__tiny_tok_free(&tok);

@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include "avlens/checkpoint.h"
+#include "avlens/mkmodel.h"
 #include "avlens/status.h"
 
 typedef struct {
@@ -24,5 +26,11 @@ int64_t avl__tiny_tok_id(const avl__tiny_tok *t, const char *token);
 avl_status avl__tiny_tok_write(const avl__tiny_tok *t, const char *dir, int64_t model_max_length);
 
 extern const char avl__qwen25_omni_chat_template[];
+
+/* The planted-mechanism model (mkmodel_planted.c): whether p can hold it, and the edit of one
+ * tensor's freshly filled values x (s->numel floats, in the spec's shape). */
+avl_status avl__mkmodel_planted_check(const avl_mkmodel_params *p);
+void avl__mkmodel_plant(const avl_mkmodel_params *p, const avl_config *c, const avl__tiny_tok *tok,
+                        const avl_tensor_spec *s, float *x);
 
 #endif

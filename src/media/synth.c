@@ -22,7 +22,7 @@ avl_clip_params avl_clip_default_params(void)
 {
     avl_clip_params p = {
         .width = 224, .height = 160, .fps = 10.0, .seconds = 2.0, .shape = AVL_CLIP_SQUARE,
-        .color = {230, 30, 30}, .background = {20, 20, 28}, .sound = AVL_CLIP_TONE, .tone_hz = 440.0,
+        .color = {230, 30, 30}, .background = {20, 20, 28}, .sound = AVL_CLIP_TONE, .tone_hz = 440.0, .volume = 1.0,
         .audio_rate = 16000, .seed = 0,
     };
     return p;
@@ -96,8 +96,8 @@ static void render_audio(const avl_clip_params *p, float *pcm, int64_t n)
     for (int64_t i = 0; i < n; i++) {
         double t = (double)i / p->audio_rate;
         switch (p->sound) {
-        case AVL_CLIP_TONE: pcm[i] = (float)(0.5 * sin(2.0 * M_PI * p->tone_hz * t)); break;
-        case AVL_CLIP_NOISE: pcm[i] = fmod(t, 0.5) < 0.25 ? (float)(avl__rng_uniform(&r) - 0.5) : 0.0f; break;
+        case AVL_CLIP_TONE: pcm[i] = (float)(p->volume * 0.5 * sin(2.0 * M_PI * p->tone_hz * t)); break;
+        case AVL_CLIP_NOISE: pcm[i] = fmod(t, 0.5) < 0.25 ? (float)(p->volume * (avl__rng_uniform(&r) - 0.5)) : 0.0f; break;
         default: pcm[i] = 0.0f;
         }
     }
@@ -246,6 +246,8 @@ avl_status avl_clip_write(const char *path, const avl_clip_params *p)
         return avl__err(AVL_E_ARG, "%s: %g seconds: must be more than 0 and at most 600", path, p->seconds);
     if (p->audio_rate < 8000 || p->audio_rate > 96000)
         return avl__err(AVL_E_ARG, "%s: audio rate %d: must be 8000 to 96000", path, p->audio_rate);
+    if (!(p->volume >= 0.0 && p->volume <= 1.0))
+        return avl__err(AVL_E_ARG, "%s: volume %g is outside 0..1", path, p->volume);
     if (p->sound == AVL_CLIP_TONE && !(p->tone_hz > 0.0 && p->tone_hz < 0.5 * p->audio_rate))
         return avl__err(AVL_E_ARG, "%s: tone %g Hz: must lie between 0 and half the audio rate", path, p->tone_hz);
     avl__ff_quiet();

@@ -60,6 +60,13 @@ expect 1 "fullatt_block_indexes[0] = 9 is not a block (depth 4)" "$cli" mkmodel 
 expect 2 "which checkpoint folder?" "$cli" inspect
 expect 1 "nothing: cannot open" "$cli" inspect "$work/nothing"
 
+# the planted-mechanism checkpoint (docs/demo.md): 4 layers of fp32 that verify; its limits
+"$cli" mkmodel --planted --out "$work/p" >/dev/null && "$cli" inspect "$work/p" | grep -q "4 layers" &&
+  "$cli" inspect "$work/p" | grep -q "dtypes F32" && ok || bad "mkmodel --planted"
+expect 1 "mkmodel --planted: needs at least 3 layers, got 2" "$cli" mkmodel --planted --layers 2 --out "$work/x"
+expect 1 "needs at least 2 KV heads" "$cli" mkmodel --planted --kv-heads 1 --out "$work/x"
+expect 2 "--audio-gain wants a number > 0" "$cli" mkmodel --planted --audio-gain 0 --out "$work/x"
+
 # a config.json that contradicts the tensors
 mkdir -p "$work/e" && cp "$work/a"/* "$work/e/"
 sed -i 's/"intermediate_size": 128,/"intermediate_size": 96,/' "$work/e/config.json"

@@ -188,8 +188,12 @@ static void hand_computed_tables(void **state)
     free(x);
     x = READ("report.html");
     assert_non_null(strstr(x, "<title>Tiny &lt;report&gt; &amp; co</title>"));
-    assert_non_null(strstr(x, "<img src=\"layer_window_1_clean.svg\""));
-    assert_non_null(strstr(x, "<img src=\"sink_strip.svg\""));
+    /* figures are inline (part of the DOM) with a link to their file */
+    assert_non_null(strstr(x, "<a href=\"layer_window_1_clean.svg\">"));
+    assert_non_null(strstr(x, "<a href=\"sink_strip.svg\">"));
+    int n_svg = 0;
+    for (const char *q = x; (q = strstr(q, "<svg xmlns")); q++) n_svg++;
+    assert_int_equal(n_svg, 4);
     assert_non_null(strstr(x, "<td class=\"num\">0.559</td>"));
     free(x);
     static const char *const svgs[] = {"layer_window_1_clean.svg", "layer_window_1_corr.svg", "mds_per_sink.svg",
@@ -204,6 +208,57 @@ static void hand_computed_tables(void **state)
     assert_non_null(strstr(x, ">Sink (N=2)</text>"));
     free(x);
 #undef READ
+}
+
+/* The caller's intro, caption records, a chair.csv in the Tab. 3 layout with its bar chart, and a
+ * sample whose every-layer result is in two trace folders (trace/ and trace.windows/) counted
+ * once. */
+static void captions_chair_and_duplicates(void **state)
+{
+    (void)state;
+    const char *in = avl_test_dir("report_extras");
+    char out[1100], chair[1100], path[1300];
+    snprintf(out, sizeof out, "%s/out", in);
+    snprintf(chair, sizeof chair, "%s/chair.csv", in);
+    write_shard(in, "caption.vanilla",
+                "{\"id\":\"c1\",\"analysis\":\"caption\",\"status\":\"ok\",\"caption\":\"a dog <barks>\",\"method\":\"vanilla\"}\n");
+    write_shard(in, "caption.asd",
+                "{\"id\":\"c1\",\"analysis\":\"caption\",\"status\":\"ok\",\"caption\":\"a dog\",\"method\":\"asd\"}\n");
+    const char *rec = "{\"id\":\"t1\",\"analysis\":\"trace\",\"status\":\"ok\",\"model\":\"tiny\",\"dominance\":\"audio\","
+                      "\"n_layers\":4,\"results\":[{\"set\":\"sink\",\"n\":2,\"layer_start\":0,\"layer_end\":4,\"n_tokens\":10,"
+                      "\"ie_clean\":0.5,\"ie_corr\":0.25}]}\n";
+    write_shard(in, "trace", rec);
+    write_shard(in, "trace.windows", rec);
+    const char *csv = "method,dataset,captions,chair_s,chair_i,precision,recall,f1,mentions,hallucinated_mentions\n"
+                      "vanilla,vgg,10,40.0000,20.0000,80.0000,50.0000,61.5385,20,4\n"
+                      "asd,vgg,10,30.0000,15.0000,85.0000,50.0000,62.9630,20,3\n"
+                      "\"vcd, noised\",vgg,10,35.0000,17.5000,82.5000,50.0000,62.2642,20,3\n";
+    avl_test_write_file(chair, csv, strlen(csv));
+    avl_report_params p = avl_report_default_params();
+    p.intro_html = "<p id=\"intro\">known answers</p>";
+    p.chair_csv = chair;
+    assert_int_equal(avl_report_write(in, out, &p), AVL_OK);
+    char *x;
+    size_t n;
+    snprintf(path, sizeof path, "%s/report.html", out);
+    assert_int_equal(avl__read_file(path, &x, &n), AVL_OK);
+    assert_non_null(strstr(x, "<p id=\"intro\">known answers</p>"));
+    assert_non_null(strstr(x, "<td>a dog &lt;barks&gt;</td>"));
+    assert_non_null(strstr(x, "<th>vgg CHAIR_s</th><th>vgg CHAIR_i</th><th>vgg F1</th>"));
+    assert_non_null(strstr(x, "<td>vcd, noised</td><td class=\"num\">35.0</td><td class=\"num\">17.5</td><td class=\"num\">62.3</td>"));
+    assert_non_null(strstr(x, "<a href=\"chair.svg\">"));
+    avl__free(x);
+    snprintf(path, sizeof path, "%s/trace.csv", out);
+    assert_int_equal(avl__read_file(path, &x, &n), AVL_OK);
+    assert_non_null(strstr(x, "tiny | before_attn | zero,audio,sink,2,0,all,1,50.00,25.00,10.0\n")); /* 1 sample, not 2 */
+    avl__free(x);
+    snprintf(path, sizeof path, "%s/chair.svg", out);
+    expect_well_formed(path);
+    snprintf(path, sizeof path, "%s/report.html", out);
+    expect_well_formed(path);
+    /* a file that is not avlens chair's */
+    avl_test_write_file(chair, "a,b\n1,2\n", 8);
+    AVL_EXPECT_ERROR(avl_report_write(in, out, &p), AVL_E_FORMAT, "not a chair.csv");
 }
 
 static void no_records(void **state)
@@ -277,6 +332,7 @@ int main(void)
         cmocka_unit_test(hand_computed_tables),
         cmocka_unit_test(alloc_failures),
         cmocka_unit_test(no_records),
+        cmocka_unit_test(captions_chair_and_duplicates),
         cmocka_unit_test(ticks),
         cmocka_unit_test(svg_pieces_escape_and_gaps),
     };

@@ -12,7 +12,7 @@
 
 static const char *USAGE =
     "usage: avlens mkclip --out CLIP [--seconds S] [--size WxH] [--fps F] [--shape square|circle]\n"
-    "                     [--color NAME] [--tone HZ|noise|silence|none] [--seed N]\n\n"
+    "                     [--color NAME] [--tone HZ|noise|silence|none] [--volume V] [--seed N]\n\n"
     "Writes a clip with a known answer: a bright shape crossing a dark background (its shape and\n"
     "colour are the visual class) and a sound track (a sine tone, noise bursts of 0.25 s every\n"
     "0.5 s, or silence: the audio class). The extension picks the container: .mp4/.mov (MPEG-4\n"
@@ -24,6 +24,7 @@ static const char *USAGE =
     "  --shape NAME      square (default) or circle\n"
     "  --color NAME      red (default), green, blue, yellow, cyan, magenta, white, orange\n"
     "  --tone T          a frequency in Hz (default 440), noise, silence, or none (no audio track)\n"
+    "  --volume V        the sound's amplitude factor, 0 to 1 (default 1)\n"
     "  --seed N          the shape's row and direction, and the noise (default 0)\n";
 
 
@@ -37,7 +38,7 @@ int avl_cmd_mkclip(int argc, char **argv)
         {"size", required_argument, 0, 'z'},  {"fps", required_argument, 0, 'f'},
         {"shape", required_argument, 0, 'p'}, {"color", required_argument, 0, 'c'},
         {"colour", required_argument, 0, 'c'}, {"tone", required_argument, 0, 't'},
-        {"seed", required_argument, 0, 's'},  {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"volume", required_argument, 0, 'v'}, {"seed", required_argument, 0, 's'},  {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -74,6 +75,9 @@ int avl_cmd_mkclip(int argc, char **argv)
             else return cli_usage_error(cmd, "--tone wants a frequency in Hz, noise, silence or none, got '%s'", optarg);
             break;
         case 's': if (!cli_parse_int(cmd, "--seed", optarg, &seed)) return 2; break;
+        case 'v':
+            if (!cli_parse_real(optarg, 0, 1, &p.volume)) return cli_usage_error(cmd, "--volume wants a number from 0 to 1, got '%s'", optarg);
+            break;
         case 'h': fputs(USAGE, stdout); return 0;
         default:
             if (optopt) return cli_usage_error(cmd, "%s needs a value", argv[optind - 1]);

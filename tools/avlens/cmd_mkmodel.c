@@ -37,12 +37,18 @@ static void usage(void)
            "  --shards N           write N shards + model.safetensors.index.json (0: one file) [0]\n"
            "  --full               full-model config (thinker_config + talker/token2wav) [default]\n"
            "  --thinker-only       bare thinker config, tensor names without 'thinker.'\n"
-           "  --tie                tie lm_head to embed_tokens (no lm_head.weight)\n",
+           "  --tie                tie lm_head to embed_tokens (no lm_head.weight)\n"
+           "  --planted            the planted-mechanism model of avlens demo (docs/demo.md): a clip's\n"
+           "                       answer is A when its loudness wins, B when its brightness wins, through\n"
+           "                       planted sinks in dimensions %lld (video) and %lld (audio); implies\n"
+           "                       --layers 4 --dtype f32 unless given after it\n"
+           "  --audio-gain X       planted: weight of the loudness evidence [1]\n",
            (unsigned long long)d.seed, (long long)d.hidden, (long long)d.layers, (long long)d.heads,
            (long long)d.kv_heads, (long long)d.ffn, (long long)d.vocab, (long long)d.merges,
            (long long)d.audio_layers, (long long)d.audio_d, (long long)d.audio_heads, (long long)d.audio_ffn,
            (long long)d.mel_bins, (long long)d.vision_depth, (long long)d.vision_hidden,
-           (long long)d.vision_heads, (long long)d.vision_ffn);
+           (long long)d.vision_heads, (long long)d.vision_ffn, (long long)avl_mkmodel_planted_sink_dim(true),
+           (long long)avl_mkmodel_planted_sink_dim(false));
 }
 
 typedef struct {
@@ -69,10 +75,10 @@ int avl_cmd_mkmodel(int argc, char **argv)
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        bool takes = strcmp(a, "--full") && strcmp(a, "--thinker-only") && strcmp(a, "--tie");
+        bool takes = strcmp(a, "--full") && strcmp(a, "--thinker-only") && strcmp(a, "--tie") && strcmp(a, "--planted");
         if (a[0] != '-' || a[1] != '-') return cli_usage_error(cmd, "unexpected argument '%s'", a);
         bool known = !takes || !strcmp(a, "--out") || !strcmp(a, "--seed") || !strcmp(a, "--shards") ||
-                     !strcmp(a, "--dtype") || !strcmp(a, "--fullatt");
+                     !strcmp(a, "--dtype") || !strcmp(a, "--fullatt") || !strcmp(a, "--audio-gain");
         for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) known |= !strcmp(a, ints[k].flag);
         if (!known) return cli_usage_error(cmd, "unknown option '%s'", a);
         if (takes && i + 1 >= argc) return cli_usage_error(cmd, "%s needs a value", a);
@@ -115,6 +121,14 @@ int avl_cmd_mkmodel(int argc, char **argv)
         } else if (!strcmp(a, "--full")) p.thinker_only = false;
         else if (!strcmp(a, "--thinker-only")) p.thinker_only = true;
         else if (!strcmp(a, "--tie")) p.tie_word_embeddings = true;
+        else if (!strcmp(a, "--planted")) {
+            p.planted = true;
+            p.layers = 4;
+            p.dtype = AVL_DTYPE_F32;
+        } else if (!strcmp(a, "--audio-gain")) {
+            if (!cli_parse_positive(v, &p.planted_audio_gain))
+                return cli_usage_error(cmd, "--audio-gain wants a number > 0, got '%s'", v);
+        }
         if (takes) i++;
     }
     if (!out) return cli_usage_error(cmd, "--out DIR is required");

@@ -35,6 +35,7 @@ static const char USAGE[] =
     "                         The video Object set reads the sample's \"masks\" field: one mask image\n"
     "                         per temporal grid index (null: none), paths as the media's\n"
     "  --force-dominance M    audio or video: trace every sample as M-dominant (no dominance records)\n"
+    "  --analysis NAME        records folder under OUT (default trace, or trace.<site>_<corruption>)\n"
     "  --tau T, --dims LIST   sink threshold and dimensions (default: the paper's for this model)\n" CLI_DS_OPTIONS_HELP;
 
 typedef enum { SET_ALL, SET_OBJECT, SET_SINK, SET_RANDOM, SET_UNI, SET_CROSS } set_kind;
@@ -229,9 +230,9 @@ static avl_status make_set(const trace_ctx *c, int k, const avl_sample *smp, con
         if (!rc) rc = avl_mds_compute(rx, list, n, &md);
         if (!rc) rc = avl_mds_split(md, patch_video, order, &n_uni);
         if (!rc) {
-            /* order holds indices into list */
+            /* order holds the sinks themselves (positions), sorted by MDS */
             int64_t from = c->kind[k] == SET_UNI ? 0 : n_uni, to = c->kind[k] == SET_UNI ? n_uni : n;
-            for (int64_t i = from; i < to; i++) order[i - from] = list[order[i]];
+            for (int64_t i = from; i < to; i++) order[i - from] = order[i];
             rc = avl_tokset_from_list(order, to - from, out);
         }
         avl_mds_free(md);
@@ -423,10 +424,10 @@ int avl_cmd_trace(int argc, char **argv)
     trace_ctx c = {.site = AVL_SITE_ATTN_IN, .site_name = "before_attn", .corrupt = AVL_CORRUPT_ZERO,
                    .corrupt_name = "zero", .noise_std = 1.0};
     parse_sets("all,sink2,random2", &c);
-    const char *dims = NULL, *events = NULL;
+    const char *dims = NULL, *events = NULL, *analysis = NULL;
     double tau = -1;
     long long seed = 0;
-    enum { O_SETS = 1, O_SITE, O_WIN, O_CORR, O_STD, O_SEED, O_FORCE, O_TAU, O_DIMS, O_EVENTS };
+    enum { O_SETS = 1, O_SITE, O_WIN, O_CORR, O_STD, O_SEED, O_FORCE, O_TAU, O_DIMS, O_EVENTS, O_ANALYSIS };
     static const struct option opts[] = {CLI_DS_LONG_OPTIONS,
                                          {"sets", required_argument, 0, O_SETS},
                                          {"site", required_argument, 0, O_SITE},
@@ -436,6 +437,7 @@ int avl_cmd_trace(int argc, char **argv)
                                          {"seed", required_argument, 0, O_SEED},
                                          {"force-dominance", required_argument, 0, O_FORCE},
                                          {"events", required_argument, 0, O_EVENTS},
+                                         {"analysis", required_argument, 0, O_ANALYSIS},
                                          {"tau", required_argument, 0, O_TAU},
                                          {"dims", required_argument, 0, O_DIMS},
                                          {"help", no_argument, 0, 'h'},
@@ -468,6 +470,7 @@ int avl_cmd_trace(int argc, char **argv)
             break;
         case O_SEED: if (!cli_parse_int("trace", "--seed", optarg, &seed)) return 2; break;
         case O_EVENTS: events = optarg; break;
+        case O_ANALYSIS: analysis = optarg; break;
         case O_FORCE:
             if (!strcmp(optarg, "audio")) c.force = 'a';
             else if (!strcmp(optarg, "video")) c.force = 'v';
@@ -515,7 +518,8 @@ int avl_cmd_trace(int argc, char **argv)
         d.select_user = &c;
         /* one folder per setting: the default one is plain "trace" */
         char folder[64];
-        if (c.site == AVL_SITE_ATTN_IN && c.corrupt == AVL_CORRUPT_ZERO) snprintf(folder, sizeof folder, "trace");
+        if (analysis) snprintf(folder, sizeof folder, "%s", analysis);
+        else if (c.site == AVL_SITE_ATTN_IN && c.corrupt == AVL_CORRUPT_ZERO) snprintf(folder, sizeof folder, "trace");
         else snprintf(folder, sizeof folder, "trace.%s_%s", c.site_name, c.corrupt_name);
         const char *names[] = {folder};
         code = cli_ds_run(&d, names, 1, trace_one, &c);

@@ -16,7 +16,7 @@ static const command commands[] = {
     {"backend", avl_cmd_backend, "the matrix-product backend and instruction set used here"},
     {"caption", avl_cmd_caption, "captions with a decoding method: vanilla, ASD, reverse ASD, PAI, VCD"},
     {"chair", avl_cmd_chair, "object hallucination of captions: CHAIR_s, CHAIR_i, precision, recall, F1"},
-    {"demo", avl_cmd_demo, "make a tiny model and show what avlens does with it"},
+    {"demo", avl_cmd_demo, "the paper in miniature on a tiny planted-mechanism model"},
     {"dominance", avl_cmd_dominance, "unimodal dominance over a data set (records)"},
     {"features", avl_cmd_features, "a clip (video, frames, audio) -> the model inputs, as safetensors"},
     {"forward", avl_cmd_forward, "one forward pass on HF processor tensors; write logits, hidden states"},
