@@ -341,7 +341,6 @@ int avl_cmd_caption(int argc, char **argv)
     avl_decode_method dm;
     if (avl_decode_method_parse(method, &dm))
         return cli_usage_error(cmd, "--decode wants vanilla, asd, reverse-asd, pai, vcd, avcd or fmd, got '%s'", method);
-    if (has_fork && fork < 0) return cli_usage_error(cmd, "--fork-layers must be 0 or more");
     int e0 = 0, e1 = 0, t0 = 0, t1 = 0;
     if (edit && !parse_range(edit, &e0, &e1)) return cli_usage_error(cmd, "--edit-layers wants A-B, got '%s'", edit);
     if (target && !parse_range(target, &t0, &t1)) return cli_usage_error(cmd, "--target-layers wants A-B, got '%s'", target);
