@@ -1,6 +1,6 @@
 /* avlens/decode.h: captioning with Adaptive Sink-Guided Decoding (ASD, paper Sec. 6.2) and the
- * baselines (vanilla greedy, reverse ASD, PAI, VCD). Every constant and its source:
- * docs/decoding.md, /work/shared/spec/paper-spec.md sections 7-8 and baselines.md.
+ * baselines (vanilla greedy, reverse ASD, PAI, VCD, AVCD, Fork-Merge Decoding). Every constant
+ * and its source: docs/decoding.md, /work/shared/spec/paper-spec.md sections 7-8 and baselines.md.
  *
  *   avl_decode_params dp;
  *   avl_decode_default_params(m, AVL_DECODE_ASD, &dp);     // alpha 0.6, layers 6.., targets 18-25
