@@ -7,13 +7,15 @@
  * ratio to vanilla's. The sink
  * dimensions are two arbitrary ones with tau 0 so that ASD has sinks to edit. VCD gets a
  * second copy of the embeddings as its distorted input (the cost is the same); PAI a 20-token
- * text prompt as its unconditional input. Best of 3 runs.
+ * text prompt as its unconditional input. AVCD runs with the entropy gate at 0 (masked passes at
+ * every step); AVCD and FMD also with every pass recomputed per step. Best of 3 runs.
  *   bench_decode [N [T [SHAPE]]]   (default N = 32 tokens, T = 8 temporal patches: 512 video
  *                                  tokens, SHAPE small)
  * SHAPE "3b": the LLM layers of Qwen2.5-Omni-3B (hidden 2048, 16 heads over 2 KV heads, ffn
  * 11008) and its vocabulary (151936), 4 layers instead of 36: a step then reads about 0.7 GB of
  * bf16 weights, so it is bound by memory reads as a real step is (the small shape is bound by
- * per-call overheads). ASD is run with its passes batched per step (default) and one by one.
+ * per-call overheads). ASD is run with its passes batched per step (default), one by one, and
+ * one by one with two full prefills.
  * OMP_WAIT_POLICY=passive recommended on shared machines. */
 #include <stdbool.h>
 #include <stdio.h>
@@ -82,14 +84,19 @@ int main(int argc, char **argv)
     avl_decode_input in = {.embeds = embeds, .map = map, .distorted_embeds = embeds, .uncond_embeds = uemb,
                            .uncond_map = umap};
     double base = 0, base_step = 0;
-    const avl_decode_method order[] = {AVL_DECODE_VANILLA, AVL_DECODE_ASD, AVL_DECODE_PAI, AVL_DECODE_VCD};
-    for (int k = 0; k < 4; k++) {
+    const avl_decode_method order[] = {AVL_DECODE_VANILLA, AVL_DECODE_ASD, AVL_DECODE_PAI,
+                                       AVL_DECODE_VCD,     AVL_DECODE_AVCD, AVL_DECODE_FMD};
+    for (int k = 0; k < (int)(sizeof order / sizeof *order); k++) {
         avl_decode_params dp;
         avl_decode_default_params(m, order[k], &dp);
         dp.max_new_tokens = N;
         dp.sinks = (avl_sink_params){.n_dims = 2, .dims = {1, 2}, .tau = 0.0};
-        /* variants: 0 the default; ASD also 1 = steps one by one, 2 = that and two full prefills */
-        for (int var = 0; var <= (order[k] == AVL_DECODE_ASD ? 2 : 0); var++) {
+        dp.entropy_gate = 0; /* AVCD: every step runs its masked passes (the worst case) */
+        bool asd = order[k] == AVL_DECODE_ASD;
+        bool two = order[k] == AVL_DECODE_AVCD || order[k] == AVL_DECODE_FMD;
+        /* variants: 0 the default; ASD 1 = steps one by one, 2 = that and two full prefills;
+         * AVCD and FMD 2 = every pass recomputed */
+        for (int var = 0; var <= (asd || two ? 2 : 0); var += (two ? 2 : 1)) {
             dp.batched_steps = var == 0;
             dp.shared_prefix = var < 2;
             double best[2] = {1e30, 1e30};
@@ -113,7 +120,10 @@ int main(int argc, char **argv)
             if (k == 0) base = best[0], base_step = step;
             static const char *vname[3] = {"batched", "one by one", "1-by-1, 2 prefills"};
             printf("%-12s %-19s %8.1f ms total %5.2fx | prompt %7.1f ms | %7.2f ms/step %5.2fx\n",
-                   avl_decode_method_name(order[k]), order[k] == AVL_DECODE_ASD ? vname[var] : "",
+                   avl_decode_method_name(order[k]),
+                   asd   ? vname[var]
+                   : two ? (var == 0 ? "shared prefix" : "recompute")
+                         : "",
                    best[0] * 1e3, best[0] / base, best[1] * 1e3, step * 1e3, step / base_step);
         }
     }

@@ -1,6 +1,6 @@
 /* avlens/decode.h: captioning with Adaptive Sink-Guided Decoding (ASD, paper Sec. 6.2) and the
- * baselines (vanilla greedy, reverse ASD, PAI, VCD). Every constant and its source:
- * docs/decoding.md, /work/shared/spec/paper-spec.md sections 7-8 and baselines.md.
+ * baselines (vanilla greedy, reverse ASD, PAI, VCD, AVCD, Fork-Merge Decoding). Every constant
+ * and its source: docs/decoding.md, /work/shared/spec/paper-spec.md sections 7-8 and baselines.md.
  *
  *   avl_decode_params dp;
  *   avl_decode_default_params(m, AVL_DECODE_ASD, &dp);     // alpha 0.6, layers 6.., targets 18-25
@@ -28,6 +28,23 @@
  *                out = gamma (l - l_u) + l_u on log-probabilities, cut where l < log(beta) + max l.
  *   vcd          original + distorted pass (media noised by the diffusion schedule at step t):
  *                z = (1 + alpha) z_o - alpha z_d, cut where z_o < log(beta) + max z_o.
+ *   avcd         original pass observed (last query, head mean, target layers 0..n-2); if the
+ *                next-token entropy is below entropy_gate, its argmax; otherwise three passes
+ *                with attention to the dominant-modality-dependent key sets zeroed after the
+ *                softmax (rows renormalised) in the edit layers, for every query, and
+ *                z = (2 + 2 alpha) z_o - 2 alpha z_1 + z_2 + z_3, cut where z_o < log(beta) + max z_o.
+ *                The masked sets change every step, so a masked pass recomputes every position
+ *                from its first masked key on (the positions before it are the original pass's
+ *                cache, copied: exact); see avl_avcd_analyse.
+ *   fmd          fork-merge: layers [0, fork_layers) run twice, on the input with the audio rows
+ *                zeroed and with the video rows zeroed; at the input of layer fork_layers the
+ *                hidden states are merged (video rows from the audio-masked branch, audio rows
+ *                from the video-masked branch, every other row w h_noaudio + (1 - w) h_novideo)
+ *                and the remaining layers run once. w is fixed at the prompt (see docs); every
+ *                generated token goes through both branches and the merge, so each of the
+ *                three runs keeps its KV cache.
+ * shared_prefix = false gives the straightforward implementation each method is tested against:
+ * ASD two full prefills; AVCD and FMD every pass recomputed from position 0 at every step.
  * The ASD calibrated pass shares every position before the text tail with the original pass, so
  * that prefix is computed once and its KV cache copied (avl_run_copy_prefix); shared_prefix =
  * false computes two full prefills instead (the test's reference). Every method with more than
@@ -55,10 +72,12 @@ typedef enum {
     AVL_DECODE_REVERSE_ASD,
     AVL_DECODE_PAI,
     AVL_DECODE_VCD,
+    AVL_DECODE_AVCD,
+    AVL_DECODE_FMD,
     AVL_DECODE_COUNT
 } avl_decode_method;
 
-/* "vanilla", "asd", "reverse-asd", "pai", "vcd"; NULL for an unknown value. */
+/* "vanilla", "asd", "reverse-asd", "pai", "vcd", "avcd", "fmd"; NULL for an unknown value. */
 const char *avl_decode_method_name(avl_decode_method m);
 /* AVL_E_ARG naming the word when it is none of the above. */
 avl_status avl_decode_method_parse(const char *name, avl_decode_method *out);
@@ -104,7 +123,12 @@ typedef struct {
     double beta;              /* plausibility cut-off: PAI 0.1, VCD 0.1 */
     int noise_step;           /* VCD: 500 of T = 1000 */
     uint64_t seed;            /* VCD noise */
-    bool keep_logits;         /* fill avl_decode_result.scores */
+    /* AVCD (alpha 0.5, beta 0.2; edit layers and target layers 0 .. n-2) */
+    double entropy_gate;      /* 0.6 nats: below it the original logits decide */
+    /* FMD */
+    int fork_layers;          /* L_fork: 4 (our choice, clamped to n - 1; see docs) */
+    double merge_weight;      /* w in [0, 1]; < 0: from the attention (default -1, see docs) */
+    bool keep_logits;         /* fill avl_decode_result.scores (and AVCD's pass_logits) */
 } avl_decode_params;
 
 /* The defaults of method for model m (layer ranges clamped to its depth). AVL_OK always. */
@@ -146,6 +170,13 @@ typedef struct {
      * VCD's cut scores (-inf where cut), vanilla's logits */
     float *scores;
     int64_t V;
+    /* AVCD: per step the dominant modality (avl_qgroup: video 0, audio 1, text 2), -1 where the
+     * entropy gate passed the original logits through; with keep_logits the four passes'
+     * logits (n, 4, V): z_o, z_1, z_2, z_3 (the masked ones 0 where gated) */
+    int8_t *dominant;
+    float *pass_logits;
+    /* FMD: the merge weight w used */
+    double merge_weight;
 } avl_decode_result;
 
 void avl_decode_result_clear(avl_decode_result *r);
@@ -155,6 +186,35 @@ void avl_decode_result_clear(avl_decode_result *r);
  * [edit_layer0, edit_layer1), all heads, for the queries of tail and every generated query. */
 avl_status avl_decode_add_asd_edits(avl_plan *plan, const avl_decode_params *p, const avl_token_map *map,
                                     const avl_tokset *tail, const avl_tokset *uni, const avl_tokset *cross);
+
+/* ---- AVCD's per-step analysis (baselines.md; kaistmm/AVCD videollama2/model/qwen.py) ----
+ * attn (N): the original pass's last-query attention to each of the N positions of the current
+ * sequence (the prompt of map, then N - map->n generated tokens), averaged over heads and over
+ * the target layers. Modalities: video and audio = the map's video and audio tokens; text = the
+ * map's TEXT tokens from the first audio or video token on, plus every generated position (the
+ * system prompt before the media and the media delimiters belong to none, as the released code
+ * leaves its system tokens out). Per modality the mean attention per token; the dominant one is
+ * the largest (ties: text, video, audio; a modality without tokens never dominates). threshold
+ * = the median of attn over all N keys (mean of the two middle values for even N). Masked keys
+ * of a modality = its keys with attn > threshold. The three passes mask:
+ *   dominant text:  {video + audio, audio, video}
+ *   dominant video: {text + audio, audio, text}
+ *   dominant audio: {text + video, video, text}. */
+typedef struct {
+    int dominant;          /* avl_qgroup */
+    double mean[3];        /* mean attention per token: video, audio, text (0 without tokens) */
+    double threshold;
+    avl_tokset masked[3];  /* the keys each masked pass zeroes */
+} avl_avcd_step;
+
+avl_status avl_avcd_analyse(const avl_token_map *map, int64_t N, const double *attn, avl_avcd_step *out);
+void avl_avcd_step_clear(avl_avcd_step *s);
+
+/* An AVCD masked pass's edit added to plan: POST_RENORM with c = 0 on keys (post-softmax
+ * probabilities zeroed, the row rescaled to its previous sum) in layers [edit_layer0,
+ * edit_layer1), all heads, every prompt query and every generated one. */
+avl_status avl_decode_add_avcd_mask(avl_plan *plan, const avl_decode_params *p, const avl_token_map *map,
+                                    const avl_tokset *keys);
 
 avl_status avl_decode(const avl_model *m, const avl_decode_input *in, const avl_decode_params *p,
                       avl_decode_result *out);

@@ -11,7 +11,7 @@
 #include "base/internal.h"
 #include "base/rng.h"
 
-static const char *const NAMES[AVL_DECODE_COUNT] = {"vanilla", "asd", "reverse-asd", "pai", "vcd"};
+static const char *const NAMES[AVL_DECODE_COUNT] = {"vanilla", "asd", "reverse-asd", "pai", "vcd", "avcd", "fmd"};
 
 const char *avl_decode_method_name(avl_decode_method m)
 {
@@ -25,7 +25,7 @@ avl_status avl_decode_method_parse(const char *name, avl_decode_method *out)
             *out = (avl_decode_method)i;
             return AVL_OK;
         }
-    return avl__err(AVL_E_ARG, "decode: unknown method '%s' (vanilla, asd, reverse-asd, pai, vcd)",
+    return avl__err(AVL_E_ARG, "decode: unknown method '%s' (vanilla, asd, reverse-asd, pai, vcd, avcd, fmd)",
                     name ? name : "(null)");
 }
 
@@ -71,7 +71,7 @@ avl_status avl_decode_default_params(const avl_model *m, avl_decode_method metho
     memset(out, 0, sizeof *out);
     out->method = method;
     out->max_new_tokens = 64;
-    out->alpha = method == AVL_DECODE_PAI ? 0.2 : method == AVL_DECODE_VCD ? 1.0 : 0.6;
+    out->alpha = method == AVL_DECODE_PAI ? 0.2 : method == AVL_DECODE_VCD ? 1.0 : method == AVL_DECODE_AVCD ? 0.5 : 0.6;
     out->edit_layer0 = clampi(6, 0, nl);
     out->edit_layer1 = nl;
     out->sink_n = 3;
@@ -83,9 +83,17 @@ avl_status avl_decode_default_params(const avl_model *m, avl_decode_method metho
     out->shared_prefix = true;
     out->batched_steps = true;
     out->pai_gamma = 1.1;
-    out->beta = 0.1;
+    out->beta = method == AVL_DECODE_AVCD ? 0.2 : 0.1;
     out->noise_step = 500;
     out->seed = 0;
+    out->entropy_gate = 0.6;
+    out->fork_layers = clampi(4, 0, nl > 0 ? nl - 1 : 0);
+    out->merge_weight = -1.0;
+    if (method == AVL_DECODE_AVCD) {
+        /* AVCD observes and masks layers 0 .. n-2 (the released code skips the last layer) */
+        out->edit_layer0 = out->target_layer0 = 0;
+        out->edit_layer1 = out->target_layer1 = nl > 1 ? nl - 1 : nl;
+    }
     return AVL_OK;
 }
 
@@ -214,5 +222,7 @@ void avl_decode_result_clear(avl_decode_result *r)
     avl__free(r->gamma);
     avl__free(r->uni);
     avl__free(r->scores);
+    avl__free(r->dominant);
+    avl__free(r->pass_logits);
     memset(r, 0, sizeof *r);
 }

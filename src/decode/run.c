@@ -15,6 +15,7 @@
 #include "avlens/decode.h"
 #include "avlens/interp.h"
 #include "base/internal.h"
+#include "decode/decode_internal.h"
 
 enum { C_UNI_V = 0, C_UNI_A, C_CROSS_V, C_CROSS_A, C_TEXT, C_N };
 
@@ -312,6 +313,8 @@ avl_status avl_decode(const avl_model *m, const avl_decode_input *in, const avl_
     memset(out, 0, sizeof *out);
     avl_status rc = check(m, in, p);
     if (rc) return rc;
+    if (p->method == AVL_DECODE_AVCD) return avl__decode_avcd(m, in, p, out);
+    if (p->method == AVL_DECODE_FMD) return avl__decode_fmd(m, in, p, out);
     const avl_config *cfg = avl_model_config(m);
     const avl_token_map *map = in->map;
     const int64_t V = cfg->text.vocab_size, H = cfg->text.hidden_size, n = map->n, T = p->max_new_tokens;

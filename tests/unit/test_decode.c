@@ -103,6 +103,67 @@ static void test_names(void **state)
     AVL_EXPECT_ERROR(avl_decode_method_parse(NULL, &m), AVL_E_ARG, "unknown method");
 }
 
+/* AVCD's step analysis on a hand-made map and attention row. Positions: 0-1 system text,
+ * 2 delimiter, 3-5 video, 6-7 audio, 8 delimiter, 9-10 text (the prompt, n = 11), 11 generated.
+ *  a) attn = .40 .05 .01 .10 .02 .06 .03 .09 .01 .08 .04 .11 (N = 12): sorted, the middle pair is
+ *     .05, .06: threshold .055; means video .18/3 = .06, audio .12/2 = .06, text .23/3 = .0767:
+ *     text dominates; masks {video + audio, audio, video} above .055: {3, 5, 7}, {7}, {3, 5}
+ *     (position 0 holds .40 but is the system prompt: never masked).
+ *  b) attn[0] = .50, attn[11] = .01: text .13/3; video and audio tie at .06: video (the released
+ *     code's order is text, video, audio); median of .01 .01 .01 .02 .03 .04 .05 .06 .08 .09 .10
+ *     .50 is .045; masks {text + audio, audio, text}: {7, 9}, {7}, {9}.
+ *  c) as b) with attn[6] = .20: audio .145 dominates; middle pair .05, .06: .055; masks
+ *     {text + video, video, text}: {3, 5, 9}, {3, 5}, {9}. */
+static void expect_set(const avl_tokset *s, const int64_t *want, int64_t n, const char *what)
+{
+    if (s->n != n) fail_msg("%s: %lld keys, want %lld", what, (long long)s->n, (long long)n);
+    for (int64_t i = 0; i < n; i++)
+        if (s->pos[i] != want[i]) fail_msg("%s: key %lld is %lld, want %lld", what, (long long)i, (long long)s->pos[i], (long long)want[i]);
+}
+
+static void test_avcd_analyse(void **state)
+{
+    (void)state;
+    const int8_t kinds[11] = {AVL_TOK_TEXT,  AVL_TOK_TEXT,  AVL_TOK_SPECIAL, AVL_TOK_VIDEO, AVL_TOK_VIDEO, AVL_TOK_VIDEO,
+                              AVL_TOK_AUDIO, AVL_TOK_AUDIO, AVL_TOK_SPECIAL, AVL_TOK_TEXT,  AVL_TOK_TEXT};
+    avl_token_info tok[11] = {{0}};
+    for (int i = 0; i < 11; i++) tok[i].kind = kinds[i];
+    avl_token_map map = {.n = 11, .tok = tok, .n_audio = 2, .n_video = 3};
+    double a[12] = {.40, .05, .01, .10, .02, .06, .03, .09, .01, .08, .04, .11};
+    avl_avcd_step st;
+    assert_int_equal(avl_avcd_analyse(&map, 12, a, &st), AVL_OK);
+    assert_int_equal(st.dominant, AVL_QG_TEXT);
+    near(st.threshold, 0.055, 1e-15, "threshold a");
+    near(st.mean[AVL_QG_VIDEO], 0.06, 1e-15, "video mean");
+    near(st.mean[AVL_QG_AUDIO], 0.06, 1e-15, "audio mean");
+    near(st.mean[AVL_QG_TEXT], 0.23 / 3, 1e-15, "text mean");
+    expect_set(&st.masked[0], (int64_t[]){3, 5, 7}, 3, "a1");
+    expect_set(&st.masked[1], (int64_t[]){7}, 1, "a2");
+    expect_set(&st.masked[2], (int64_t[]){3, 5}, 2, "a3");
+    avl_avcd_step_clear(&st);
+    a[0] = .50, a[11] = .01;
+    assert_int_equal(avl_avcd_analyse(&map, 12, a, &st), AVL_OK);
+    assert_int_equal(st.dominant, AVL_QG_VIDEO);
+    near(st.threshold, 0.045, 1e-15, "threshold b");
+    expect_set(&st.masked[0], (int64_t[]){7, 9}, 2, "b1");
+    expect_set(&st.masked[1], (int64_t[]){7}, 1, "b2");
+    expect_set(&st.masked[2], (int64_t[]){9}, 1, "b3");
+    avl_avcd_step_clear(&st);
+    a[6] = .20;
+    assert_int_equal(avl_avcd_analyse(&map, 12, a, &st), AVL_OK);
+    assert_int_equal(st.dominant, AVL_QG_AUDIO);
+    near(st.threshold, 0.055, 1e-15, "threshold c");
+    expect_set(&st.masked[0], (int64_t[]){3, 5, 9}, 3, "c1");
+    expect_set(&st.masked[1], (int64_t[]){3, 5}, 2, "c2");
+    expect_set(&st.masked[2], (int64_t[]){9}, 1, "c3");
+    avl_avcd_step_clear(&st);
+    /* odd N (the prompt alone): the middle of .01 .01 .02 .04 .05 .06 .08 .09 .10 .20 .50 */
+    assert_int_equal(avl_avcd_analyse(&map, 11, a, &st), AVL_OK);
+    near(st.threshold, 0.06, 0, "threshold, odd N");
+    avl_avcd_step_clear(&st);
+    AVL_EXPECT_ERROR(avl_avcd_analyse(&map, 10, a, &st), AVL_E_ARG, "positions");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -110,6 +171,7 @@ int main(void)
         cmocka_unit_test(test_gamma_pieces),
         cmocka_unit_test(test_diffuse),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_avcd_analyse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* tools/avlens/cmd_caption.c: `avlens caption`: captions with a decoding method (vanilla, ASD,
- * reverse ASD, PAI, VCD; include/avlens/decode.h, docs/decoding.md), for one clip (printed) or
+ * reverse ASD, PAI, VCD, AVCD, FMD; include/avlens/decode.h, docs/decoding.md), for one clip (printed) or
  * for a manifest (one JSONL record per clip, {"id", "caption", "method", "dataset"}, the input
  * of `avlens chair --captions`; resumable and shardable as every data-set command). */
 #include <getopt.h>
@@ -18,21 +18,27 @@ static const char *USAGE =
     "Captions a clip with a decoding method (greedy). With --manifest, writes one record per clip\n"
     "to DIR/caption.<method>/shard-<i>-of-<n>.jsonl ({\"id\", \"caption\", \"method\", \"dataset\"}),\n"
     "skipping clips already on file, as avlens chair --captions reads them.\n\n"
-    "  --decode METHOD        vanilla (default), asd, reverse-asd, pai, vcd\n"
+    "  --decode METHOD        vanilla (default), asd, reverse-asd, pai, vcd, avcd, fmd\n"
     "  --prompt TEXT          default \"Describe what you see and hear in a single sentence.\"\n"
     "  --max-new-tokens N     default 64\n"
-    "  --alpha A              edit / contrast strength (asd 0.6, pai 0.2, vcd 1.0)\n"
-    "  --edit-layers A-B      layers whose attention is edited (default 6-last: \"after layer 5\")\n"
+    "  --alpha A              edit / contrast strength (asd 0.6, pai 0.2, vcd 1.0, avcd 0.5)\n"
+    "  --edit-layers A-B      layers whose attention is edited (default 6-last: \"after layer 5\";\n"
+    "                         avcd: the masked layers, 0-(last-1))\n"
     "  --sink-n N             asd: K = floor(L / N) global sinks (3)\n"
     "  --tau T --dims D1,D2   asd: sink threshold and dimensions (default: the paper's for the model)\n"
     "  --gamma-base G         asd: 0.5          --gamma-max G   asd: 0.6\n"
     "  --text-mass M          asd: 0.4          --gate W        asd: 0.2 (cosine gate width)\n"
     "  --w-floor F            asd: 0.6          --momentum M    asd: 0.5\n"
-    "  --target-layers A-B    asd: layers of the gamma statistics (18-25, clamped to the depth)\n"
+    "  --target-layers A-B    asd: layers of the gamma statistics (18-25, clamped to the depth);\n"
+    "                         avcd: layers of the dominance and threshold statistics (0-(last-1))\n"
     "  --cross-share          asd: w_t = the cross-modal share (the released code) instead of the unimodal\n"
-    "  --no-shared-prefix     asd: two full prefills instead of one shared audio-visual prefix\n"
+    "  --no-shared-prefix     asd: two full prefills instead of one shared audio-visual prefix;\n"
+    "                         avcd, fmd: every pass recomputed from position 0 at every step\n"
     "  --no-batch             step the passes one by one instead of as one batch (same tokens)\n"
-    "  --pai-gamma G          pai: 1.1          --beta B        pai, vcd: plausibility cut-off (0.1)\n"
+    "  --pai-gamma G          pai: 1.1          --beta B        plausibility cut-off (pai, vcd 0.1; avcd 0.2)\n"
+    "  --entropy-gate H       avcd: 0.6 nats (below it the original logits decide the token)\n"
+    "  --fork-layers L        fmd: layers run twice, audio-masked and video-masked (4, clamped)\n"
+    "  --merge-weight W       fmd: weight of the audio-masked branch in [0, 1] (default: from attention)\n"
     "  --noise-step T         vcd: 500          --seed S        vcd: noise seed (0)\n"
     "  --backend NAME         auto (default), ref, onednn, openblas\n"
     "  --threads N            worker threads (default: all cores)\n";
@@ -40,7 +46,7 @@ static const char *USAGE =
 enum {
     O_MODEL = 256, O_VIDEO, O_AIV, O_FRAMES, O_AUDIO, O_MANIFEST, O_OUT, O_SHARD, O_ROOT, O_DATASET, O_DECODE, O_PROMPT,
     O_MAXNEW, O_ALPHA, O_EDIT, O_SINKN, O_TAU, O_DIMS, O_GBASE, O_GMAX, O_TEXTMASS, O_GATE, O_WFLOOR, O_MOM,
-    O_TARGET, O_CROSS, O_NOSHARE, O_NOBATCH, O_PAIG, O_BETA, O_NOISE, O_SEED, O_BACKEND, O_THREADS
+    O_TARGET, O_CROSS, O_NOSHARE, O_NOBATCH, O_PAIG, O_BETA, O_NOISE, O_SEED, O_BACKEND, O_THREADS, O_EGATE, O_FORK, O_MERGEW
 };
 
 static bool parse_num(const char *s, double lo, double hi, double *out)
@@ -246,10 +252,10 @@ int avl_cmd_caption(int argc, char **argv)
     const char *root = NULL, *dataset = NULL, *method = "vanilla", *backend = "auto", *dims = NULL;
     const char *prompt = "Describe what you see and hear in a single sentence.";
     char *frames_arg = NULL;
-    bool aiv = false, cross = false, noshare = false, nobatch = false;
-    long long max_new = 64, threads = 0, sink_n = -1, noise = -1, seed = 0;
+    bool aiv = false, cross = false, noshare = false, nobatch = false, has_fork = false;
+    long long max_new = 64, threads = 0, sink_n = -1, noise = -1, seed = 0, fork = -1;
     double alpha = -1, tau = -1, gbase = -1, gmax = -1, tmass = -1, gate = -1, wfloor = -1, mom = -1, paig = -1,
-           beta = -1;
+           beta = -1, egate = -1, mergew = -1;
     const char *edit = NULL, *target = NULL;
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},       {"video", required_argument, 0, O_VIDEO},
@@ -268,7 +274,9 @@ int avl_cmd_caption(int argc, char **argv)
         {"no-shared-prefix", no_argument, 0, O_NOSHARE}, {"no-batch", no_argument, 0, O_NOBATCH}, {"pai-gamma", required_argument, 0, O_PAIG},
         {"beta", required_argument, 0, O_BETA},         {"noise-step", required_argument, 0, O_NOISE},
         {"seed", required_argument, 0, O_SEED},         {"backend", required_argument, 0, O_BACKEND},
-        {"threads", required_argument, 0, O_THREADS},   {"help", no_argument, 0, 'h'},
+        {"threads", required_argument, 0, O_THREADS},   {"entropy-gate", required_argument, 0, O_EGATE},
+        {"fork-layers", required_argument, 0, O_FORK},  {"merge-weight", required_argument, 0, O_MERGEW},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
@@ -292,6 +300,9 @@ int avl_cmd_caption(int argc, char **argv)
         case O_NOISE: ok = cli_parse_int(cmd, "--noise-step", optarg, &noise); if (!ok) return 2; break;
         case O_SEED: ok = cli_parse_int(cmd, "--seed", optarg, &seed); if (!ok) return 2; break;
         case O_THREADS: ok = cli_parse_int(cmd, "--threads", optarg, &threads); if (!ok) return 2; break;
+        case O_FORK: ok = cli_parse_int(cmd, "--fork-layers", optarg, &fork); if (!ok) return 2; has_fork = true; break;
+        case O_EGATE: ok = parse_num(optarg, 0, 1e9, &egate); break;
+        case O_MERGEW: ok = parse_num(optarg, 0, 1, &mergew); break;
         case O_ALPHA: ok = parse_num(optarg, 0, 100, &alpha); break;
         case O_TAU: ok = parse_num(optarg, 0, 1e9, &tau); break;
         case O_GBASE: ok = parse_num(optarg, 0, 100, &gbase); break;
@@ -331,7 +342,7 @@ int avl_cmd_caption(int argc, char **argv)
     if (noise > 999) return cli_usage_error(cmd, "--noise-step must be in 0-999");
     avl_decode_method dm;
     if (avl_decode_method_parse(method, &dm))
-        return cli_usage_error(cmd, "--decode wants vanilla, asd, reverse-asd, pai or vcd, got '%s'", method);
+        return cli_usage_error(cmd, "--decode wants vanilla, asd, reverse-asd, pai, vcd, avcd or fmd, got '%s'", method);
     int e0 = 0, e1 = 0, t0 = 0, t1 = 0;
     if (edit && !parse_range(edit, &e0, &e1)) return cli_usage_error(cmd, "--edit-layers wants A-B, got '%s'", edit);
     if (target && !parse_range(target, &t0, &t1)) return cli_usage_error(cmd, "--target-layers wants A-B, got '%s'", target);
@@ -387,6 +398,15 @@ int avl_cmd_caption(int argc, char **argv)
     if (paig >= 0) c.dp.pai_gamma = paig;
     if (beta >= 0) c.dp.beta = beta;
     if (noise >= 0) c.dp.noise_step = (int)noise;
+    if (egate >= 0) c.dp.entropy_gate = egate;
+    if (mergew >= 0) c.dp.merge_weight = mergew;
+    if (has_fork) {
+        if (fork >= nl) {
+            exit_code = cli_usage_error(cmd, "--fork-layers %lld: the model has %d layers (at most %d)", fork, nl, nl - 1);
+            goto done;
+        }
+        c.dp.fork_layers = (int)fork;
+    }
     c.dp.seed = (uint64_t)seed;
     c.prompt = prompt;
     if ((dm == AVL_DECODE_ASD || dm == AVL_DECODE_REVERSE_ASD) && c.dp.sinks.n_dims == 0) {
