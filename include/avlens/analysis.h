@@ -261,8 +261,11 @@ typedef struct {
  * Clean run on clean_embeds, corrupted run on corr_embeds (same map), each generated with
  * tp->gen; the clean run captures tp->site in every layer at the positions of `patchable`
  * (NULL: every position; every set restored later must lie inside it). clean_plan: NULL, or the
- * caller's plan for the clean run (its observers, e.g. sinks and received attention, then see
- * the clean prefill; the tracer adds its capture to it; it must outlive the tracer). c = the
+ * caller's plan for the clean run with observers and captures only (e.g. sinks and received
+ * attention, which then see the clean prefill; no patches or attention edits: the shortcuts
+ * take the clean run to be the plain one); the tracer adds its capture to it; it must outlive
+ * the tracer. With the shortcuts the corrupted run starts from the clean cache before the first
+ * position whose embeddings differ (they are the same computation there). c = the
  * first word of the clean answer, r = that of the corrupted one (give gen.stop_ids, e.g.
  * <|im_end|>, so that a letter answer ends there). The embeddings and the map must outlive the
  * tracer. Keeps three KV caches of map->n + gen.max_new_tokens positions. */

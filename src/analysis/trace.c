@@ -6,9 +6,12 @@
  * chosen layers, during the prefill only. c = the clean answer, r = the corrupted answer;
  *   IE_clean = P_rest(c) - P_corr(c)       (Eq. 3)
  *   IE_corr  = P_corr(r) - P_rest(r)       (Eq. 4)
- * A tracer runs clean and corrupted once and keeps their KV caches. A restored run then
- *  (1) starts from the corrupted cache up to its first patched position p (attention is causal
- *      and nothing before p is patched, so those keys and values are the corrupted run's), and
+ * A tracer runs clean and corrupted once and keeps their KV caches. Let d be the first position
+ * whose clean and corrupted embeddings differ: before d the two runs are the same computation,
+ * so the corrupted run starts from the clean cache up to d. A restored run then
+ *  (1) starts from the corrupted cache up to its first patched position p at or after d
+ *      (attention is causal; nothing between d and p is patched, and a patch before d writes
+ *      the value that is already there, so those keys and values are the corrupted run's), and
  *  (2) when the site is RESID or ATTN_IN in every layer, copies the patched tokens' keys and
  *      values from the clean cache: k, v of layer l at token t are functions of ATTN_IN_l[t]
  *      (= RMSNorm(RESID_l[t])) and t's position only, and the patch makes that input the clean
@@ -52,6 +55,7 @@ struct avl_tracer {
     avl_plan *own_plan;       /* the clean plan when the caller gave none */
     avl_capture *cap;         /* site, all layers, patchable positions (owned by the clean plan) */
     avl_run *clean, *corr, *rest; /* KV caches of n + cap positions */
+    int64_t d;                /* first position whose clean and corrupted embeddings differ (< n) */
     avl_gen_answer a_clean, a_corr;
     int32_t ic[2], ir[2];     /* ids of the clean and corrupted answer words */
     float *logits;            /* (V) the last prefill row's logits */
@@ -116,13 +120,14 @@ static avl_status answer_after_prefill(avl_tracer *t, avl_run *run, const avl_ho
     return AVL_OK;
 }
 
-/* A full run: prefill of embeds on an emptied run, then generation. */
-static avl_status full_run(avl_tracer *t, avl_run *run, const float *embeds, const avl_hooks *hooks,
+/* A run of embeds from position `from` on (run holds the cache below it), then generation. */
+static avl_status full_run(avl_tracer *t, avl_run *run, int64_t from, const float *embeds, const avl_hooks *hooks,
                            avl_gen_answer *out)
 {
     const avl_token_map *map = t->map;
-    avl_status rc = avl_run_truncate(run, 0);
-    if (!rc) rc = avl_run_forward(run, embeds, map->pos, map->n, map->n, hooks, t->logits, 1);
+    avl_status rc = avl_run_truncate(run, from);
+    if (!rc)
+        rc = avl_run_forward(run, embeds + from * t->m->H, map->pos + from, map->n, map->n - from, hooks, t->logits, 1);
     if (!rc) rc = answer_after_prefill(t, run, hooks, out);
     return rc;
 }
@@ -185,8 +190,14 @@ avl_status avl_tracer_new(const avl_model *m, const avl_tokenizer *tok, const av
     if (!rc && !clean_plan) rc = avl_plan_new(m, map, &t->own_plan);
     avl_plan *plan = clean_plan ? clean_plan : t->own_plan;
     if (!rc) rc = avl_plan_capture(plan, tp->site, 0, (int)m->n_layers, patchable, &t->cap);
-    if (!rc) rc = full_run(t, t->clean, clean_embeds, avl_plan_hooks(plan), &t->a_clean);
-    if (!rc) rc = full_run(t, t->corr, corr_embeds, NULL, &t->a_corr);
+    /* d: the clean and corrupted runs are one computation before it (the last row is always
+     * computed: its logits are read) */
+    for (t->d = 0; t->d < n - 1; t->d++)
+        if (memcmp(clean_embeds + t->d * H, corr_embeds + t->d * H, (size_t)H * sizeof(float))) break;
+    bool share = tp->reuse_prefix || tp->reuse_clean_kv;
+    if (!rc) rc = full_run(t, t->clean, 0, clean_embeds, avl_plan_hooks(plan), &t->a_clean);
+    if (!rc && share) rc = avl_run_copy_prefix(t->corr, t->clean, t->d);
+    if (!rc) rc = full_run(t, t->corr, share ? t->d : 0, corr_embeds, NULL, &t->a_corr);
     if (!rc) rc = word_ids_of(tok, &t->a_clean, t->ic);
     if (!rc) rc = word_ids_of(tok, &t->a_corr, t->ir);
     if (rc) {
@@ -249,11 +260,16 @@ avl_status avl_tracer_restore(avl_tracer *t, const avl_tokset *tokens, int layer
     if (rc) goto done;
     const avl_hooks *hooks = avl_plan_hooks(rest);
     if (!t->tp.reuse_prefix && !t->tp.reuse_clean_kv) {
-        rc = full_run(t, t->rest, t->corr_embeds, hooks, &out->rest);
+        rc = full_run(t, t->rest, 0, t->corr_embeds, hooks, &out->rest);
         out->n_computed = n;
     } else {
-        /* first patched position; the last position is always computed (its logits are read) */
-        int64_t first = tokens->n > 0 && tokens->pos[0] < n - 1 ? tokens->pos[0] : n - 1;
+        /* the first patched position at or after d; the last position is always computed */
+        int64_t first = n - 1;
+        for (int64_t i = 0; i < tokens->n; i++)
+            if (tokens->pos[i] >= t->d) {
+                first = tokens->pos[i] < n - 1 ? tokens->pos[i] : n - 1;
+                break;
+            }
         if (!t->tp.reuse_prefix) first = 0;
         bool kv = t->tp.reuse_clean_kv && (t->tp.site == AVL_SITE_RESID || t->tp.site == AVL_SITE_ATTN_IN) &&
                   layer0 == 0 && layer1 == nl;

@@ -94,15 +94,23 @@ static int ts_build_sets(const trace_suite *s, const avl_phi_table *phi, const a
     return k;
 }
 
-/* Positions a restored run should compute with the shortcuts: from the first patched one on,
- * less the patched ones when the site is before attention in every layer (never the last). */
+/* Positions a restored run should compute with the shortcuts: from the first patched one at
+ * or after d (the first row where the clean and corrupted embeddings differ) on, less the
+ * patched ones when the site is before attention in every layer; the last is always computed. */
 static int64_t ts_expected_computed(const trace_suite *s, avl_site site, const avl_tokset *set, int l0, int l1)
 {
-    int64_t n = s->map->n, nl = avl_model_config(s->m)->text.num_hidden_layers;
-    int64_t first = set->n > 0 && set->pos[0] < n - 1 ? set->pos[0] : n - 1;
+    int64_t n = s->map->n, H = avl_model_config(s->m)->text.hidden_size;
+    int64_t nl = avl_model_config(s->m)->text.num_hidden_layers, d = 0;
+    while (d < n - 1 && !memcmp(s->clean + d * H, s->corr + d * H, (size_t)H * sizeof(float))) d++;
+    int64_t first = n - 1;
+    for (int64_t i = 0; i < set->n; i++)
+        if (set->pos[i] >= d) {
+            first = set->pos[i] < n - 1 ? set->pos[i] : n - 1;
+            break;
+        }
     int64_t c = n - first;
     if ((site == AVL_SITE_RESID || site == AVL_SITE_ATTN_IN) && l0 == 0 && l1 == nl)
-        for (int64_t i = 0; i < set->n; i++) c -= set->pos[i] < n - 1;
+        for (int64_t i = 0; i < set->n; i++) c -= set->pos[i] >= first && set->pos[i] < n - 1;
     return c;
 }
 
