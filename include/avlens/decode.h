@@ -30,7 +30,9 @@
  *                z = (1 + alpha) z_o - alpha z_d, cut where z_o < log(beta) + max z_o.
  * The ASD calibrated pass shares every position before the text tail with the original pass, so
  * that prefix is computed once and its KV cache copied (avl_run_copy_prefix); shared_prefix =
- * false computes two full prefills instead (the test's reference).
+ * false computes two full prefills instead (the test's reference). Every method with more than
+ * one pass runs each step's passes as one batch (avl_run_forward_batch: the weights are read
+ * once per step for all passes); batched_steps = false steps them one by one (the reference).
  */
 #ifndef AVLENS_DECODE_H
 #define AVLENS_DECODE_H
@@ -96,6 +98,7 @@ typedef struct {
     avl_gamma_params gamma;
     int target_layer0, target_layer1; /* layers [18, 26) clamped to the depth */
     bool shared_prefix;       /* true: the audio-visual prefix once (see above) */
+    bool batched_steps;       /* true: each step's passes in one batched forward (see above) */
     /* PAI and VCD */
     double pai_gamma;         /* 1.1 */
     double beta;              /* plausibility cut-off: PAI 0.1, VCD 0.1 */

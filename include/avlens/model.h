@@ -101,6 +101,36 @@ avl_status avl_run_embed_tokens(const avl_model *m, const int32_t *ids, int64_t 
 avl_status avl_run_forward(avl_run *r, const float *embeds, const int64_t *pos, int64_t ld_pos, int64_t n,
                            const avl_hooks *hooks, float *logits, int64_t n_logits);
 
+/* One item of a batched forward: rows that go through the decoder together with the rows of the
+ * other items (each product reads the weights once for all rows), each item with its own run
+ * (KV cache), hooks and logits.
+ *   slots   NULL: the rows go to cache slots len..len+n-1 (as avl_run_forward). Otherwise n
+ *           strictly ascending slots; a row attends to every slot up to its own, so each
+ *           unlisted slot below a listed one must already hold keys and values (copied with
+ *           avl_run_copy_positions or computed before). The run's length becomes
+ *           max(length, last slot + 1).
+ *   hooks   called as in avl_run_forward, once per contiguous segment of slots: p0 is a slot.
+ *   logits  NULL or (n_logits, V): logits of the last n_logits rows. */
+typedef struct {
+    avl_run *run;
+    const float *embeds;      /* (n, H) */
+    const int64_t *pos;       /* (3, ld_pos), columns 0..n-1 */
+    int64_t ld_pos, n;
+    const int64_t *slots;
+    const avl_hooks *hooks;
+    float *logits;
+    int64_t n_logits;
+} avl_batch_item;
+
+/* Runs the rows of n_items items (distinct runs of one model) in one pass, in chunks of the
+ * first run's prefill chunk. Each item's result equals its own avl_run_forward (bit for bit
+ * with the ref backend: its products compute every row alone). */
+avl_status avl_run_forward_batch(avl_batch_item *items, int64_t n_items);
+
+/* Copies the keys and values of the listed cache slots (every layer) from src to dst (same
+ * model, slots < src's length and dst's capacity); dst's length becomes at least last + 1. */
+avl_status avl_run_copy_positions(avl_run *dst, const avl_run *src, const int64_t *slots, int64_t n);
+
 /* ---- the thinker's inputs, as the Hugging Face processor hands them over ---- */
 typedef struct {
     const int32_t *input_ids;        /* (n): placeholders already expanded */

@@ -81,6 +81,7 @@ avl_status avl_decode_default_params(const avl_model *m, avl_decode_method metho
     out->target_layer0 = clampi(18, 0, nl - 1);
     out->target_layer1 = clampi(26, out->target_layer0 + 1, nl);
     out->shared_prefix = true;
+    out->batched_steps = true;
     out->pai_gamma = 1.1;
     out->beta = 0.1;
     out->noise_step = 500;

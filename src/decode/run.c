@@ -91,6 +91,33 @@ static avl_status pass_step(const avl_model *m, pass *ps, int32_t id, float *e)
     return avl_run_forward(ps->run, e, pos, 1, 1, ps->step_hooks ? ps->step_hooks : ps->hooks, ps->logits, 1);
 }
 
+/* One decode step of every pass with the token just chosen. batched: their rows go through one
+ * avl_run_forward_batch (each product reads the weights once for all passes); otherwise one
+ * forward per pass (the reference the test compares with). e: (np, H) scratch. */
+static avl_status step_all(const avl_model *m, pass *ps, int np, int32_t id, float *e, bool batched)
+{
+    enum { MAX_PASSES = 8 };
+    if (!batched || np == 1 || np > MAX_PASSES) {
+        for (int i = 0; i < np; i++) {
+            avl_status rc = pass_step(m, &ps[i], id, e);
+            if (rc) return rc;
+        }
+        return AVL_OK;
+    }
+    avl_status rc = avl_run_embed_tokens(m, &id, 1, e);
+    if (rc) return rc;
+    avl_batch_item it[MAX_PASSES];
+    int64_t pos[MAX_PASSES][3];
+    for (int i = 0; i < np; i++) {
+        int64_t q = avl_run_length(ps[i].run) + ps[i].map->rope_delta;
+        pos[i][0] = pos[i][1] = pos[i][2] = q;
+        it[i] = (avl_batch_item){.run = ps[i].run, .embeds = e, .pos = pos[i], .ld_pos = 1, .n = 1,
+                                 .hooks = ps[i].step_hooks ? ps[i].step_hooks : ps[i].hooks,
+                                 .logits = ps[i].logits, .n_logits = 1};
+    }
+    return avl_run_forward_batch(it, np);
+}
+
 static int32_t argmax_d(const double *x, int64_t n)
 {
     int64_t best = 0;
@@ -427,8 +454,7 @@ avl_status avl_decode(const avl_model *m, const avl_decode_input *in, const avl_
             k++;
             break;
         }
-        for (int i = 0; i < np; i++)
-            if ((rc = pass_step(m, &ps[i], id, e))) goto done;
+        if ((rc = step_all(m, ps, np, id, e, p->batched_steps))) goto done;
     }
     out->n = k;
 done:

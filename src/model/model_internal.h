@@ -45,6 +45,7 @@ struct avl_run {
     float *x;              /* (chunk, H) residual stream */
     float *h;              /* (chunk, H) normed input of a sub-block */
     float *q;              /* (chunk, nh*hd) */
+    float *kt, *vt;        /* (chunk, nkv*hd) keys and values before they go to their cache slots */
     float *ao;             /* (chunk, nh*hd) attention output before o_proj */
     float *t;              /* (chunk, H) sub-block output */
     float *g, *u;          /* (chunk, F) MLP gate and up */

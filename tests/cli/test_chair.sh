@@ -3,13 +3,8 @@
 # tests/unit/test_eval.c (expected figures worked out there), truth as JSON and as
 # VGGSounder-form CSV, merged detections, the committed vocabularies, and the errors.
 set -euo pipefail
-cli=${AVL_CLI:?}
+. "$AVL_SOURCE_DIR/tests/cli/lib.sh"
 data=${AVL_TEST_DATA:?}/eval
-work=${AVL_TEST_WORK:?}
-rm -rf "$work" && mkdir -p "$work"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
 # expect_line FILE LINE: FILE holds exactly that line
 expect_line() { if grep -qxF -- "$2" "$1"; then ok; else bad "$1 lacks line: $2"; echo "--- $1:"; cat "$1"; fi; }
 
@@ -77,5 +72,4 @@ set -e
 [ $rc3 -eq 1 ] && grep -q "/nonexistent/v.txt" "$work/err3" && ok || bad "missing vocabulary: exit $rc3"
 "$cli" chair --help | grep -q "CHAIR_s" && ok || bad "--help"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -4,13 +4,8 @@
 # report; the records' schema fields; resuming (a run stopped after one sample, a sharded run)
 # gives the same merged records as one uninterrupted run; bad samples become error records.
 set -euo pipefail
-cli=${AVL_CLI:?}
-work=${AVL_TEST_WORK:?}
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
+. "$AVL_SOURCE_DIR/tests/cli/lib.sh"
+cd "$work"
 
 # the records of analysis $2 in results folder $1, merged (one per id, sorted), without their
 # timestamps (to compare runs)
@@ -173,5 +168,4 @@ code=0; "$cli" dominance --manifest missing.json --model m --out x 2>err || code
 code=0; "$cli" sinks "${common[@]}" --out x 2>err || code=$?
 [ "$code" = 1 ] && grep -q "no known sink dimensions" err && ok || bad "sinks --manifest without dims"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

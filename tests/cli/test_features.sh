@@ -3,18 +3,13 @@
 # tensor names, dtypes and shapes in the written safetensors header, and one clear error line
 # naming the file (non-zero exit) for each kind of bad input.
 set -euo pipefail
-cli=${AVL_CLI:?}
-work=${AVL_TEST_WORK:?}
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
-ff() { ffmpeg -hide_banner -loglevel error -nostdin -y "$@"; }
+. "$AVL_SOURCE_DIR/tests/cli/lib.sh"
+cd "$work"
 
 # the JSON header of a safetensors file
 header() { local n; n=$(od -An -t u8 -N 8 "$1" | tr -d ' '); dd if="$1" bs=1 skip=8 count="$n" status=none; }
-# expect FILE NAME DTYPE SHAPE: the header has "NAME":{"dtype":"DTYPE","shape":[SHAPE]
-expect() {
+# expect_tensor FILE NAME DTYPE SHAPE: the header has "NAME":{"dtype":"DTYPE","shape":[SHAPE]
+expect_tensor() {
   local h; h=$(header "$1" | tr -d ' ')
   if grep -q "\"$2\":{\"dtype\":\"$3\",\"shape\":\[$4\]" <<<"$h"; then ok
   else bad "$1: no $2 $3 [$4] in $h"; fi
@@ -39,11 +34,11 @@ ff -f lavfi -i testsrc2=s=100x80:r=2:d=10 f%02d.jpg
 
 # a video with its own audio
 "$cli" features --video av.mp4 --use-audio-in-video --out av.safetensors >/dev/null
-expect av.safetensors pixel_values_videos F32 "1120,1176"   # 4 frames of 280x392 -> 2x20x28
-expect av.safetensors video_grid_thw I64 "1,3"
-expect av.safetensors video_second_per_grid F32 "1"
-expect av.safetensors input_features F32 "1,128,30000"
-expect av.safetensors feature_attention_mask I32 "1,30000"
+expect_tensor av.safetensors pixel_values_videos F32 "1120,1176"   # 4 frames of 280x392 -> 2x20x28
+expect_tensor av.safetensors video_grid_thw I64 "1,3"
+expect_tensor av.safetensors video_second_per_grid F32 "1"
+expect_tensor av.safetensors input_features F32 "1,128,30000"
+expect_tensor av.safetensors feature_attention_mask I32 "1,30000"
 
 # portrait, no audio, the authors' pixel cap, 1 fps
 "$cli" features --video noaudio.mp4 --fps 1 --max-pixels 100352 --out p.safetensors >p.txt
@@ -61,9 +56,9 @@ cmp -s n1.safetensors n2.safetensors && bad "--fast-processor changed nothing" |
 # the paper's layout: 20 JPGs for 10 s at 2 fps, with a separate audio file
 list=$(ls f*.jpg | head -20 | paste -sd, -)
 "$cli" features --frames "$list" --audio a.wav --out fr.safetensors >fr.txt
-expect fr.safetensors pixel_values_videos F32 "$((10 * 6 * 8)),1176"  # 100x80 -> 112x84
-expect fr.safetensors video_grid_thw I64 "1,3"
-expect fr.safetensors input_features F32 "1,128,30000"
+expect_tensor fr.safetensors pixel_values_videos F32 "$((10 * 6 * 8)),1176"  # 100x80 -> 112x84
+expect_tensor fr.safetensors video_grid_thw I64 "1,3"
+expect_tensor fr.safetensors input_features F32 "1,128,30000"
 grep -q "1 s per grid" fr.txt && ok || bad "frames second per grid: $(cat fr.txt)"
 
 # audio only
@@ -100,5 +95,4 @@ expect_fail 2 "--fps" -- --video av.mp4 --fps zero --out x.safetensors
 expect_fail 2 "unknown option" -- --video av.mp4 --colour --out x.safetensors
 expect_fail 2 "needs --video" -- --audio a.wav --use-audio-in-video --out x.safetensors
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -2,25 +2,7 @@
 # tests/cli/test_mkmodel.sh: `avlens mkmodel` and `avlens inspect` end to end: files written,
 # determinism, inspect text and JSON, every error case with its exit status and one-line message.
 set -euo pipefail
-cli=${AVL_CLI:?}
-work=${AVL_TEST_WORK:?}
-rm -rf "$work" && mkdir -p "$work"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
-
-# expect STATUS SUBSTRING CMD...: runs CMD, checks the exit status and that stderr is one line
-# holding SUBSTRING.
-expect() {
-  local want=$1 sub=$2; shift 2
-  local got=0
-  "$@" >"$work/out" 2>"$work/err" || got=$?
-  if [ "$got" != "$want" ]; then bad "$* exited $got, wanted $want: $(cat "$work/err")"; return; fi
-  if ! grep -qF -- "$sub" "$work/err"; then bad "$*: stderr lacks '$sub': $(cat "$work/err")"; return; fi
-  if [ "$want" = 1 ] && [ "$(wc -l <"$work/err")" != 1 ]; then bad "$*: stderr is not one line: $(cat "$work/err")"; return; fi
-  ok
-}
+. "$AVL_SOURCE_DIR/tests/cli/lib.sh"
 
 # --help
 "$cli" mkmodel --help | grep -q -- "--thinker-only" && ok || bad "mkmodel --help"
@@ -99,5 +81,4 @@ expect 1 "model-00002-of-00002.safetensors" "$cli" inspect "$work/u"
 printf '{"model_type": ' >"$work/e/config.json"
 expect 1 "config.json: not valid JSON" "$cli" inspect "$work/e"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -5,14 +5,9 @@
 # `avlens forward` computes on the inputs `--dump-inputs` wrote), --inputs giving the same answer
 # as the clip, every media route, and one-line errors naming the file for bad inputs.
 set -euo pipefail
-cli=${AVL_CLI:?}
-work=${AVL_TEST_WORK:?}
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
+. "$AVL_SOURCE_DIR/tests/cli/lib.sh"
+cd "$work"
 export OMP_WAIT_POLICY=passive
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
-ff() { ffmpeg -hide_banner -loglevel error -nostdin -y "$@"; }
 # expect_fail EXIT SUBSTRING -- ARGS: exit status and one stderr line containing SUBSTRING
 expect_fail() {
   local want=$1 sub=$2; shift 3
@@ -115,5 +110,4 @@ set +e; "$cli" mkclip --out x.mp4 --size 101x80 2>err.txt; rc=$?; set -e
 set +e; "$cli" mkclip --out x.mp4 --color mauve 2>err.txt; rc=$?; set -e
 [ "$rc" -eq 2 ] && grep -q "mauve" err.txt && ok || bad "mkclip colour: $rc $(cat err.txt)"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

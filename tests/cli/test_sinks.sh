@@ -2,26 +2,8 @@
 # tests/cli/test_sinks.sh: `avlens sinks` and `avlens sinkdims` end to end on tiny checkpoints:
 # the JSON they print, repeatability, and every usage and input error with its exit status.
 set -euo pipefail
-cli=${AVL_CLI:?}
-work=${AVL_TEST_WORK:?}
+. "$AVL_SOURCE_DIR/tests/cli/lib.sh"
 data=${AVL_TEST_DATA:?}
-rm -rf "$work" && mkdir -p "$work"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
-
-# expect STATUS SUBSTRING CMD...: runs CMD, checks the exit status and that stderr holds SUBSTRING
-# (one line for failures).
-expect() {
-  local want=$1 sub=$2; shift 2
-  local got=0
-  "$@" >"$work/out" 2>"$work/err" || got=$?
-  if [ "$got" != "$want" ]; then bad "$* exited $got, wanted $want: $(cat "$work/err")"; return; fi
-  if ! grep -qF -- "$sub" "$work/err"; then bad "$*: stderr lacks '$sub': $(cat "$work/err")"; return; fi
-  if [ "$want" = 1 ] && [ "$(wc -l <"$work/err")" != 1 ]; then bad "$*: stderr is not one line: $(cat "$work/err")"; return; fi
-  ok
-}
 
 "$cli" sinks --help | grep -q -- "--k-divide" && ok || bad "sinks --help"
 "$cli" sinkdims --help | grep -q -- "--ratio" && ok || bad "sinkdims --help"
@@ -32,6 +14,10 @@ args=(--model "$g/model" --inputs "$g/inputs.safetensors" --use-audio-in-video -
 "$cli" sinks "${args[@]}" >"$work/a.json"
 "$cli" sinks "${args[@]}" >"$work/b.json"
 cmp -s "$work/a.json" "$work/b.json" && ok || bad "sinks output differs between two runs"
+# avlens mds is the same run under the name the paper uses
+"$cli" mds "${args[@]}" >"$work/mds.json"
+cmp -s "$work/a.json" "$work/mds.json" && ok || bad "avlens mds differs from avlens sinks"
+"$cli" mds --help | grep -q "is avlens sinks" && ok || bad "mds --help"
 for want in '"L": 101' '"n_video": 6' '"n_audio": 62' '"K": 50' '"k_divide": 2' '"layer_counts"' \
             '"mds_mean"' '"video_split"' '"audio_split"' '"unimodal"' '"cross_modal"'; do
   grep -qF -- "$want" "$work/a.json" && ok || bad "sinks JSON lacks $want"
@@ -71,5 +57,4 @@ expect 1 "dimension 999" "$cli" sinks --model "$g/model" --inputs "$g/inputs.saf
 expect 2 "--model is required" "$cli" sinkdims
 expect 1 "vocab.json" "$cli" sinkdims --model "$g/model"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -4,7 +4,9 @@
  * Checks: the shared prefix equals two full prefills; alpha = 0 gives vanilla token for token;
  * ASD and reverse ASD apply Eqs. 6-7 with the signs they should (probabilities after the edit
  * against a softmax by hand of the edited pre-softmax scores); VCD with alpha = 0 and PAI with
- * alpha = 0, gamma = 1 equal vanilla; the KV-cache prefix copy equals recomputation.
+ * alpha = 0, gamma = 1 equal vanilla; the KV-cache prefix copy equals recomputation; each
+ * step's passes run as one batch equal the same passes stepped one by one (every method with
+ * more than one pass).
  */
 #include "avl_test.h"
 #include "base/internal.h"
@@ -152,6 +154,43 @@ static void test_shared_prefix(void **state)
         avl_decode_result_clear(&a);
         avl_decode_result_clear(&b);
     }
+}
+
+/* Batched steps (one avl_run_forward_batch per step for all passes) against one forward per
+ * pass: the same tokens and gammas, scores within 1e-6 of their scale (bit-equal when the
+ * backend computes a row the same way at 1 and at n rows; printed). */
+static void test_batched_steps(void **state)
+{
+    (void)state;
+    int32_t uids[6] = {40, 41, 42, 43, 44, 45};
+    avl_seq_params sp = avl_model_seq_params(F.m);
+    avl_media_shape ms = {0};
+    avl_token_map *um;
+    assert_int_equal(avl_seq_positions(&sp, uids, 6, &ms, false, &um), AVL_OK);
+    float *ue = malloc((size_t)(6 * HID) * sizeof *ue), *noisy = malloc((size_t)(F.L * HID) * sizeof *noisy);
+    assert_int_equal(avl_run_embed_tokens(F.m, uids, 6, ue), AVL_OK);
+    for (int64_t i = 0; i < F.L * HID; i++) noisy[i] = F.embeds[i] * -0.5f + 0.01f * (float)(i % 7);
+    avl_decode_input in = {.embeds = F.embeds, .map = F.map, .distorted_embeds = noisy, .uncond_embeds = ue,
+                           .uncond_map = um};
+    const avl_decode_method ms_[4] = {AVL_DECODE_ASD, AVL_DECODE_REVERSE_ASD, AVL_DECODE_PAI, AVL_DECODE_VCD};
+    for (int i = 0; i < 4; i++) {
+        avl_decode_params p = params(ms_[i]);
+        avl_decode_result a, b;
+        run(&p, &in, &a);
+        p.batched_steps = false;
+        run(&p, &in, &b);
+        const char *name = avl_decode_method_name(p.method);
+        expect_ids(&a, b.ids, b.n, name);
+        for (int64_t k = 0; k < a.n; k++) assert_true(fabs(a.gamma[k] - b.gamma[k]) <= 1e-6);
+        bool bits = memcmp(a.scores, b.scores, (size_t)(a.n * a.V) * sizeof *a.scores) == 0;
+        fprintf(stderr, "%s batched vs one by one: %s\n", name, bits ? "bit-equal" : "within 1e-6");
+        expect_close(a.scores, b.scores, a.n * a.V, 1e-6, name);
+        avl_decode_result_clear(&a);
+        avl_decode_result_clear(&b);
+    }
+    avl_token_map_free(um);
+    free(ue);
+    free(noisy);
 }
 
 static void test_alpha0_is_vanilla(void **state)
@@ -379,7 +418,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vanilla_is_generate), cmocka_unit_test(test_copy_prefix),
-        cmocka_unit_test(test_shared_prefix),       cmocka_unit_test(test_alpha0_is_vanilla),
+        cmocka_unit_test(test_shared_prefix),       cmocka_unit_test(test_batched_steps),       cmocka_unit_test(test_alpha0_is_vanilla),
         cmocka_unit_test(test_edit_signs),          cmocka_unit_test(test_errors),
         cmocka_unit_test(test_alloc_failures),
     };

@@ -21,6 +21,12 @@
  *                   (ids and every step's logits); a stop id ends it after that id; ties
  *                   go to the lowest id
  *   two_threads     two runs on one shared model in two threads == the same runs in sequence
+ *   batch_two       two prompts prefilled as one batch (avl_run_forward_batch), then K_STEPS
+ *                   decode steps of one row each as a batch of two == each prompt alone; with
+ *                   prefill_chunk 7 too, so chunks cut across the two items
+ *   slots           a run that copies the keys/values of some positions from a finished run
+ *                   and computes only the others (slotted rows, gaps in between) == the full
+ *                   prefill; and the batch's argument errors (shared run, slots not ascending)
  *
  * Each runs with backend "ref" and "auto". With "ref" every check is bit-exact: the reference
  * GEMM computes each output alone in a fixed order, and attention, the norms and RoPE are
@@ -28,7 +34,8 @@
  * "auto" (OpenBLAS here) a prefill and a decode step go through different GEMM kernels (sgemm
  * vs the skinny M <= 16 kernel), so kv_cache and prefill_chunk allow 1e-5 of the largest
  * logit; observers, self_patch, generate and two_threads make identical calls, so they stay
- * bit-exact on every backend, and threads is checked within 1e-5 (OpenBLAS splits its work by
+ * bit-exact on every backend, batch_two and slots (products over other row counts) within 1e-5,
+ * and threads is checked within 1e-5 (OpenBLAS splits its work by
  * thread count; measured 3e-7 on this machine, docs/model.md lists the figures).
  */
 #include "avl_test.h"
@@ -478,11 +485,134 @@ static void test_two_threads(void **state)
 
 #define BOTH(f) {#f "/ref", f, NULL, NULL, "ref"}, {#f "/auto", f, NULL, NULL, "auto"}
 
+/* ---- (h) a batch of two == two singles ---- */
+static void test_batch_two(void **state)
+{
+    const int64_t chunks[2] = {0, 7};
+    for (int c = 0; c < 2; c++) {
+        avl_model *m = load(*state, chunks[c], 0);
+        prompt a = make_prompt(m, 6), b = make_prompt(m, 7);
+        const int64_t H = a.H, V = a.V;
+        prompt *ps[2] = {&a, &b};
+        /* singles: prefill (every row's logits), then K_STEPS steps of the extra ids */
+        float *want[2], *got[2], *wstep[2], *gstep[2];
+        avl_run *rs[2], *rb[2];
+        float *e = malloc(sizeof(float) * (size_t)(2 * H));
+        for (int k = 0; k < 2; k++) {
+            prompt *p = ps[k];
+            want[k] = malloc(sizeof(float) * (size_t)(p->n * V));
+            got[k] = malloc(sizeof(float) * (size_t)(p->n * V));
+            wstep[k] = malloc(sizeof(float) * (size_t)(K_STEPS * V));
+            gstep[k] = malloc(sizeof(float) * (size_t)(K_STEPS * V));
+            assert_int_equal(avl_run_new(m, p->n + K_STEPS, &rs[k]), AVL_OK);
+            assert_int_equal(avl_run_new(m, p->n + K_STEPS, &rb[k]), AVL_OK);
+            assert_int_equal(avl_run_forward(rs[k], p->embeds, p->map->pos, p->n, p->n, NULL, want[k], p->n), AVL_OK);
+            for (int64_t j = 0; j < K_STEPS; j++) {
+                int64_t q = avl_run_length(rs[k]) + p->map->rope_delta, pos[3] = {q, q, q};
+                assert_int_equal(avl_run_embed_tokens(m, &p->extra[j], 1, e), AVL_OK);
+                assert_int_equal(avl_run_forward(rs[k], e, pos, 1, 1, NULL, wstep[k] + j * V, 1), AVL_OK);
+            }
+        }
+        /* the batch: both prefills in one call, then both steps in one call */
+        avl_batch_item it[2];
+        for (int k = 0; k < 2; k++)
+            it[k] = (avl_batch_item){.run = rb[k], .embeds = ps[k]->embeds, .pos = ps[k]->map->pos,
+                                     .ld_pos = ps[k]->n, .n = ps[k]->n, .logits = got[k], .n_logits = ps[k]->n};
+        assert_int_equal(avl_run_forward_batch(it, 2), AVL_OK);
+        char what[96];
+        for (int k = 0; k < 2; k++) {
+            snprintf(what, sizeof what, "batch prefill item %d, chunk %lld", k, (long long)chunks[c]);
+            expect_same(state, what, got[k], want[k], ps[k]->n * V, TOL);
+            assert_int_equal(avl_run_length(rb[k]), ps[k]->n);
+        }
+        for (int64_t j = 0; j < K_STEPS; j++) {
+            int64_t pos[2][3];
+            for (int k = 0; k < 2; k++) {
+                int64_t q = avl_run_length(rb[k]) + ps[k]->map->rope_delta;
+                pos[k][0] = pos[k][1] = pos[k][2] = q;
+                assert_int_equal(avl_run_embed_tokens(m, &ps[k]->extra[j], 1, e + k * H), AVL_OK);
+                it[k] = (avl_batch_item){.run = rb[k], .embeds = e + k * H, .pos = pos[k], .ld_pos = 1, .n = 1,
+                                         .logits = gstep[k] + j * V, .n_logits = 1};
+            }
+            assert_int_equal(avl_run_forward_batch(it, 2), AVL_OK);
+        }
+        for (int k = 0; k < 2; k++) {
+            snprintf(what, sizeof what, "batch decode steps item %d, chunk %lld", k, (long long)chunks[c]);
+            expect_same(state, what, gstep[k], wstep[k], K_STEPS * V, TOL);
+            avl_run_free(rs[k]), avl_run_free(rb[k]);
+            free(want[k]), free(got[k]), free(wstep[k]), free(gstep[k]);
+        }
+        free(e);
+        prompt_free(&a), prompt_free(&b);
+        avl_model_free(m);
+    }
+}
+
+/* ---- (i) slotted rows: copy some positions' keys/values, compute the rest ---- */
+static void test_slots(void **state)
+{
+    avl_model *m = load(*state, 7, 0);
+    prompt p = make_prompt(m, 8);
+    const int64_t n = p.n, H = p.H, V = p.V;
+    float *want = prefill_all(m, p.embeds, p.map->pos, p.n, p.n, NULL);
+    avl_run *full, *part;
+    assert_int_equal(avl_run_new(m, n, &full), AVL_OK);
+    assert_int_equal(avl_run_forward(full, p.embeds, p.map->pos, n, n, NULL, NULL, 0), AVL_OK);
+    /* copy positions 9..11 and 15 (inside the video block) and 20; compute every other one */
+    const int64_t copied[] = {9, 10, 11, 15, 20};
+    int64_t slots[64], ns = 0;
+    for (int64_t j = 0, c = 0; j < n; j++) {
+        if (c < 5 && copied[c] == j) { c++; continue; }
+        slots[ns++] = j;
+    }
+    float *emb = malloc(sizeof(float) * (size_t)(ns * H));
+    int64_t *pos = malloc(sizeof(int64_t) * (size_t)(3 * ns));
+    for (int64_t i = 0; i < ns; i++) {
+        memcpy(emb + i * H, p.embeds + slots[i] * H, sizeof(float) * (size_t)H);
+        for (int a = 0; a < 3; a++) pos[a * ns + i] = p.map->pos[a * n + slots[i]];
+    }
+    float *lg = malloc(sizeof(float) * (size_t)(3 * V));
+    assert_int_equal(avl_run_new(m, n, &part), AVL_OK);
+    assert_int_equal(avl_run_copy_positions(part, full, copied, 5), AVL_OK);
+    assert_int_equal(avl_run_length(part), 21);
+    avl_batch_item it = {.run = part, .embeds = emb, .pos = pos, .ld_pos = ns, .n = ns, .slots = slots,
+                         .logits = lg, .n_logits = 3};
+    assert_int_equal(avl_run_forward_batch(&it, 1), AVL_OK);
+    assert_int_equal(avl_run_length(part), n);
+    expect_same(state, "slotted rows, last 3 logits", lg, want + (n - 3) * V, 3 * V, TOL);
+    /* control: with the copied keys/values taken from another prompt's run, the answer changes */
+    prompt o = make_prompt(m, 9);
+    avl_run *other, *bad;
+    assert_int_equal(avl_run_new(m, n, &other), AVL_OK);
+    assert_int_equal(avl_run_forward(other, o.embeds, o.map->pos, n, n, NULL, NULL, 0), AVL_OK);
+    assert_int_equal(avl_run_new(m, n, &bad), AVL_OK);
+    assert_int_equal(avl_run_copy_positions(bad, other, copied, 5), AVL_OK);
+    float *lb = malloc(sizeof(float) * (size_t)(3 * V));
+    it.run = bad, it.logits = lb;
+    assert_int_equal(avl_run_forward_batch(&it, 1), AVL_OK);
+    if (nerr(lb, want + (n - 3) * V, 3 * V, NULL) < 1e-6)
+        fail_msg("keys/values of 5 positions from another prompt did not change the logits: the copy was not used");
+    avl_run_free(other);
+    prompt_free(&o);
+    /* errors */
+    avl_batch_item two[2] = {it, it};
+    AVL_EXPECT_ERROR(avl_run_forward_batch(two, 2), AVL_E_ARG, "share a run");
+    int64_t desc[2] = {5, 3};
+    avl_batch_item d = {.run = bad, .embeds = emb, .pos = pos, .ld_pos = ns, .n = 2, .slots = desc};
+    AVL_EXPECT_ERROR(avl_run_forward_batch(&d, 1), AVL_E_ARG, "not strictly ascending");
+    int64_t beyond[1] = {40};
+    AVL_EXPECT_ERROR(avl_run_copy_positions(bad, full, beyond, 1), AVL_E_ARG, "cannot copy slot 40");
+    avl_run_free(full), avl_run_free(part), avl_run_free(bad);
+    free(want), free(emb), free(pos), free(lg), free(lb);
+    prompt_free(&p);
+    avl_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         BOTH(test_kv_cache),   BOTH(test_prefill_chunk), BOTH(test_threads),     BOTH(test_observers),
-        BOTH(test_self_patch), BOTH(test_generate),      BOTH(test_two_threads),
+        BOTH(test_self_patch), BOTH(test_generate),      BOTH(test_two_threads), BOTH(test_batch_two), BOTH(test_slots),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -56,6 +56,7 @@ int avl_cmd_backend(int argc, char **argv);
 int avl_cmd_chair(int argc, char **argv);
 int avl_cmd_forward(int argc, char **argv);
 int avl_cmd_manifest(int argc, char **argv);
+int avl_cmd_mds(int argc, char **argv);
 int avl_cmd_merge(int argc, char **argv);
 int avl_cmd_report(int argc, char **argv);
 int avl_cmd_sinkdims(int argc, char **argv);

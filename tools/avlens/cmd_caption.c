@@ -31,6 +31,7 @@ static const char *USAGE =
     "  --target-layers A-B    asd: layers of the gamma statistics (18-25, clamped to the depth)\n"
     "  --cross-share          asd: w_t = the cross-modal share (the released code) instead of the unimodal\n"
     "  --no-shared-prefix     asd: two full prefills instead of one shared audio-visual prefix\n"
+    "  --no-batch             step the passes one by one instead of as one batch (same tokens)\n"
     "  --pai-gamma G          pai: 1.1          --beta B        pai, vcd: plausibility cut-off (0.1)\n"
     "  --noise-step T         vcd: 500          --seed S        vcd: noise seed (0)\n"
     "  --backend NAME         auto (default), ref, onednn, openblas\n"
@@ -39,7 +40,7 @@ static const char *USAGE =
 enum {
     O_MODEL = 256, O_VIDEO, O_AIV, O_FRAMES, O_AUDIO, O_MANIFEST, O_OUT, O_SHARD, O_ROOT, O_DATASET, O_DECODE, O_PROMPT,
     O_MAXNEW, O_ALPHA, O_EDIT, O_SINKN, O_TAU, O_DIMS, O_GBASE, O_GMAX, O_TEXTMASS, O_GATE, O_WFLOOR, O_MOM,
-    O_TARGET, O_CROSS, O_NOSHARE, O_PAIG, O_BETA, O_NOISE, O_SEED, O_BACKEND, O_THREADS
+    O_TARGET, O_CROSS, O_NOSHARE, O_NOBATCH, O_PAIG, O_BETA, O_NOISE, O_SEED, O_BACKEND, O_THREADS
 };
 
 static bool parse_num(const char *s, double lo, double hi, double *out)
@@ -245,7 +246,7 @@ int avl_cmd_caption(int argc, char **argv)
     const char *root = NULL, *dataset = NULL, *method = "vanilla", *backend = "auto", *dims = NULL;
     const char *prompt = "Describe what you see and hear in a single sentence.";
     char *frames_arg = NULL;
-    bool aiv = false, cross = false, noshare = false;
+    bool aiv = false, cross = false, noshare = false, nobatch = false;
     long long max_new = 64, threads = 0, sink_n = -1, noise = -1, seed = 0;
     double alpha = -1, tau = -1, gbase = -1, gmax = -1, tmass = -1, gate = -1, wfloor = -1, mom = -1, paig = -1,
            beta = -1;
@@ -264,7 +265,7 @@ int avl_cmd_caption(int argc, char **argv)
         {"text-mass", required_argument, 0, O_TEXTMASS}, {"gate", required_argument, 0, O_GATE},
         {"w-floor", required_argument, 0, O_WFLOOR},    {"momentum", required_argument, 0, O_MOM},
         {"target-layers", required_argument, 0, O_TARGET}, {"cross-share", no_argument, 0, O_CROSS},
-        {"no-shared-prefix", no_argument, 0, O_NOSHARE}, {"pai-gamma", required_argument, 0, O_PAIG},
+        {"no-shared-prefix", no_argument, 0, O_NOSHARE}, {"no-batch", no_argument, 0, O_NOBATCH}, {"pai-gamma", required_argument, 0, O_PAIG},
         {"beta", required_argument, 0, O_BETA},         {"noise-step", required_argument, 0, O_NOISE},
         {"seed", required_argument, 0, O_SEED},         {"backend", required_argument, 0, O_BACKEND},
         {"threads", required_argument, 0, O_THREADS},   {"help", no_argument, 0, 'h'},
@@ -306,6 +307,7 @@ int avl_cmd_caption(int argc, char **argv)
         case O_DIMS: dims = optarg; break;
         case O_CROSS: cross = true; break;
         case O_NOSHARE: noshare = true; break;
+        case O_NOBATCH: nobatch = true; break;
         case O_BACKEND: backend = optarg; break;
         case 'h': fputs(USAGE, stdout); return 0;
         case ':': return cli_usage_error(cmd, "%s needs a value", argv[optind - 1]);
@@ -381,6 +383,7 @@ int avl_cmd_caption(int argc, char **argv)
     if (mom >= 0) c.dp.gamma.momentum = mom;
     if (cross) c.dp.gamma.cross_share = true;
     if (noshare) c.dp.shared_prefix = false;
+    if (nobatch) c.dp.batched_steps = false;
     if (paig >= 0) c.dp.pai_gamma = paig;
     if (beta >= 0) c.dp.beta = beta;
     if (noise >= 0) c.dp.noise_step = (int)noise;

@@ -451,3 +451,18 @@ static int sinks_dataset(int argc, char **argv)
     cli_ds_close(&d);
     return code;
 }
+
+/* `avlens mds`: the name the paper's readers look for. MDS needs the sinks and the attention of
+ * the same prefill, so it is the sinks run: one clip prints both as JSON, a manifest writes
+ * OUT/sinks/ and OUT/mds/ records. */
+int avl_cmd_mds(int argc, char **argv)
+{
+    bool help = false;
+    for (int i = 1; i < argc; i++) help |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+    if (help)
+        fputs("avlens mds is avlens sinks (the modality dominance score of each sink is computed from the\n"
+              "same prefill as the sinks): with --manifest it writes OUT/sinks/ and OUT/mds/ records,\n"
+              "otherwise it prints the sinks of one clip with their MDS as JSON. Its options:\n\n",
+              stdout);
+    return avl_cmd_sinks(argc, argv);
+}

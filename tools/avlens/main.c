@@ -22,6 +22,7 @@ static const command commands[] = {
     {"forward", avl_cmd_forward, "one forward pass on HF processor tensors; write logits, hidden states"},
     {"inspect", avl_cmd_inspect, "summarise a checkpoint and check its tensors against its config"},
     {"manifest", avl_cmd_manifest, "check a data-set manifest and list its samples"},
+    {"mds", avl_cmd_mds, "modality dominance score of the sinks (the sinks run: sinks + MDS records)"},
     {"merge", avl_cmd_merge, "fold the shard files of each analysis into one"},
     {"mkclip", avl_cmd_mkclip, "write a synthetic clip: a coloured shape moving, a tone or noise"},
     {"mkmodel", avl_cmd_mkmodel, "write a tiny Qwen2.5-Omni checkpoint (HF layout, seeded weights)"},
