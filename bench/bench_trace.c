@@ -17,7 +17,7 @@
  * placed uniformly at random (seeded) among the restored tokens ("spread") or inside the first
  * 2-second chunk ("early"; real sinks often sit early, but that is an assumption); Random N the
  * same size, uniform (avl_tokset_random); Unimodal / Cross-modal = the two halves of Sink N.
- *   bench_trace [seconds]   (OMP_WAIT_POLICY=passive recommended on shared machines) */
+ *   bench_trace [seconds [early]]   (OMP_WAIT_POLICY=passive recommended on shared machines) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,10 +230,9 @@ int main(int argc, char **argv)
     printf("bench_trace: %.0f s clip, L = %lld (%lld video, %lld audio), hidden %lld, %lld layers, %s\n", seconds,
            (long long)L, (long long)map->n_video, (long long)map->n_audio, (long long)p.hidden, (long long)p.layers,
            avl_model_backend(m));
-    int rc = bench_case(m, tok, map, clean, AVL_TOK_VIDEO, seconds, false);
-    if (!rc) rc = bench_case(m, tok, map, clean, AVL_TOK_AUDIO, seconds, false);
-    if (!rc) rc = bench_case(m, tok, map, clean, AVL_TOK_VIDEO, seconds, true);
-    if (!rc) rc = bench_case(m, tok, map, clean, AVL_TOK_AUDIO, seconds, true);
+    bool early = argc > 2 && !strcmp(argv[2], "early");
+    int rc = bench_case(m, tok, map, clean, AVL_TOK_VIDEO, seconds, early);
+    if (!rc) rc = bench_case(m, tok, map, clean, AVL_TOK_AUDIO, seconds, early);
     avl_token_map_free(map);
     avl_free(ids);
     free(clean);

@@ -59,7 +59,7 @@ struct avl_tracer {
     avl_gen_answer a_clean, a_corr;
     int32_t ic[2], ir[2];     /* ids of the clean and corrupted answer words */
     float *logits;            /* (V) the last prefill row's logits */
-    int64_t *slots;           /* (n) positions a restored run computes */
+    int64_t *slots;           /* (2n) a restored run's skipped positions, then those it computes */
     float *g_embeds;          /* (n, H) their embeddings, gathered */
     int64_t *g_pos;           /* (3, n) their position ids, gathered */
 };
@@ -180,7 +180,7 @@ avl_status avl_tracer_new(const avl_model *m, const avl_tokenizer *tok, const av
     int64_t n = map->n, H = m->H, cap = tp->gen.max_new_tokens > 0 ? tp->gen.max_new_tokens : 1;
     avl_status rc = AVL_OK;
     t->logits = avl__malloc((size_t)m->V * sizeof(float));
-    t->slots = avl__malloc((size_t)n * sizeof(int64_t));
+    t->slots = avl__malloc((size_t)(2 * n) * sizeof(int64_t));
     t->g_embeds = avl__malloc((size_t)(n * H) * sizeof(float));
     t->g_pos = avl__malloc((size_t)(3 * n) * sizeof(int64_t));
     if (!t->logits || !t->slots || !t->g_embeds || !t->g_pos) rc = avl__err(AVL_E_NOMEM, "trace: cannot allocate");
@@ -208,42 +208,31 @@ avl_status avl_tracer_new(const avl_model *m, const avl_tokenizer *tok, const av
     return AVL_OK;
 }
 
-/* K/V of the listed positions, every layer, from src's cache into dst's (both hold them). */
-static void copy_kv_positions(avl_run *dst, const avl_run *src, const int64_t *pos, int64_t n)
-{
-    const avl_model *m = src->m;
-    int64_t kd = m->nkv * m->hd;
-    for (int64_t l = 0; l < m->n_layers; l++)
-        for (int64_t i = 0; i < n; i++) {
-            memcpy(dst->k[l] + pos[i] * kd, src->k[l] + pos[i] * kd, (size_t)kd * sizeof(float));
-            memcpy(dst->v[l] + pos[i] * kd, src->v[l] + pos[i] * kd, (size_t)kd * sizeof(float));
-        }
-}
-
 /* The prefill of the restored run from position `first` on, skipping the positions in skip
- * (ascending, none of them the last), whose keys and values the cache already holds. Each
- * contiguous stretch of computed positions is one forward call on the cache below it. */
+ * (ascending, at or after first, none of them the last), whose keys and values the cache
+ * already holds: the other positions go through the decoder as one batch item at their cache
+ * slots (one pass; the hooks see each contiguous stretch). */
 static avl_status prefill_rest(avl_tracer *t, int64_t first, const int64_t *skip, int64_t n_skip,
                                const avl_hooks *hooks, int64_t *n_computed)
 {
     const avl_token_map *map = t->map;
-    int64_t n = map->n, H = t->m->H, s = 0;
-    avl_run *r = t->rest;
-    *n_computed = 0;
-    for (int64_t a = first; a < n;) {
-        while (s < n_skip && skip[s] < a) s++;
-        int64_t b = s < n_skip ? skip[s] : n; /* the stretch [a, b) */
-        if (b > a) {
-            r->len = a; /* every position below a holds keys and values (copied or computed) */
-            avl_status rc = avl_run_forward(r, t->corr_embeds + a * H, map->pos + a, n, b - a, hooks, t->logits,
-                                            b == n ? 1 : 0);
-            if (rc) return rc;
-            *n_computed += b - a;
+    int64_t n = map->n, H = t->m->H, nc = 0, s = 0;
+    int64_t *slots = t->slots + n_skip; /* t->slots holds skip first: the rest is free */
+    for (int64_t p = first; p < n; p++) {
+        if (s < n_skip && skip[s] == p) {
+            s++;
+            continue;
         }
-        a = b + 1;
+        slots[nc++] = p;
     }
-    r->len = n;
-    return AVL_OK;
+    for (int64_t i = 0; i < nc; i++) {
+        memcpy(t->g_embeds + i * H, t->corr_embeds + slots[i] * H, (size_t)H * sizeof(float));
+        for (int a = 0; a < 3; a++) t->g_pos[a * nc + i] = map->pos[a * n + slots[i]];
+    }
+    avl_batch_item it = {.run = t->rest, .embeds = t->g_embeds, .pos = t->g_pos, .ld_pos = nc, .n = nc,
+                         .slots = slots, .hooks = hooks, .logits = t->logits, .n_logits = 1};
+    *n_computed = nc;
+    return avl_run_forward_batch(&it, 1);
 }
 
 avl_status avl_tracer_restore(avl_tracer *t, const avl_tokset *tokens, int layer0, int layer1,
@@ -278,10 +267,8 @@ avl_status avl_tracer_restore(avl_tracer *t, const avl_tokset *tokens, int layer
             for (int64_t i = 0; i < tokens->n; i++)
                 if (tokens->pos[i] >= first && tokens->pos[i] < n - 1) t->slots[n_skip++] = tokens->pos[i];
         rc = avl_run_copy_prefix(t->rest, t->corr, first);
-        if (!rc) {
-            copy_kv_positions(t->rest, t->clean, t->slots, n_skip);
-            rc = prefill_rest(t, first, t->slots, n_skip, hooks, &out->n_computed);
-        }
+        if (!rc && n_skip) rc = avl_run_copy_positions(t->rest, t->clean, t->slots, n_skip);
+        if (!rc) rc = prefill_rest(t, first, t->slots, n_skip, hooks, &out->n_computed);
         if (!rc) rc = answer_after_prefill(t, t->rest, hooks, &out->rest);
     }
     if (rc) goto done;
