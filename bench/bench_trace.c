@@ -77,32 +77,45 @@ static const char *const NAMES[N_SETS] = {"all",     "object",  "sink2",   "rand
                                           "sink3",   "random3", "unimodal3", "crossmodal3", "sink4", "random4",
                                           "unimodal4", "crossmodal4"};
 
-static int run_suite(const avl_model *m, const avl_tokenizer *tok, const avl_token_map *map, const float *clean,
-                     const float *corr, const avl_tokset *base, const avl_tokset *sets, bool shortcuts, costs *c)
+/* Both suites, interleaved (shortcut then naive for each step) so that a load that changes
+ * over time on a shared machine biases neither. */
+static int run_suites(const avl_model *m, const avl_tokenizer *tok, const avl_token_map *map, const float *clean,
+                      const float *corr, const avl_tokset *base, const avl_tokset *sets, costs *cs, costs *cn)
 {
     int64_t n_ids = avl_tokenizer_vocab_size(tok);
+    int nl = (int)avl_model_config(m)->text.num_hidden_layers;
     avl_trace_params tp = avl_trace_default_params(m);
     tp.gen.max_new_tokens = 2;
     tp.gen.on_logits = real_ids_only;
     tp.gen.user = &n_ids;
-    tp.reuse_prefix = tp.reuse_clean_kv = shortcuts;
-    memset(c, 0, sizeof *c);
+    avl_trace_params tn = tp;
+    tn.reuse_prefix = tn.reuse_clean_kv = false;
+    memset(cs, 0, sizeof *cs);
+    memset(cn, 0, sizeof *cn);
+    avl_tracer *ts, *tv;
     double t0 = now();
-    avl_tracer *t;
-    if (avl_tracer_new(m, tok, map, clean, corr, base, &tp, NULL, &t)) return -1;
-    c->t_clean_corr = now() - t0;
-    c->computed_total = 2 * map->n; /* clean and corrupted (the corrupted from d on, see below) */
-    for (int k = 0; k < N_SETS; k++) {
-        double t1 = now();
-        avl_trace_result r;
-        if (avl_tracer_restore(t, &sets[k], 0, (int)avl_model_config(m)->text.num_hidden_layers, &r)) return -1;
-        c->t_sets[k] = now() - t1;
-        c->computed[k] = r.n_computed;
-        c->computed_total += r.n_computed;
-        avl_trace_result_clear(&r);
-    }
-    c->t_total = now() - t0;
-    avl_tracer_free(t);
+    if (avl_tracer_new(m, tok, map, clean, corr, base, &tp, NULL, &ts)) return -1;
+    double t1 = now();
+    if (avl_tracer_new(m, tok, map, clean, corr, base, &tn, NULL, &tv)) return -1;
+    cs->t_clean_corr = t1 - t0;
+    cn->t_clean_corr = now() - t1;
+    cs->t_total = cs->t_clean_corr;
+    cn->t_total = cn->t_clean_corr;
+    cn->computed_total = cs->computed_total = 2 * map->n; /* the caller takes d off the shortcut's */
+    for (int k = 0; k < N_SETS; k++)
+        for (int naive = 0; naive < 2; naive++) {
+            costs *c = naive ? cn : cs;
+            double t2 = now();
+            avl_trace_result r;
+            if (avl_tracer_restore(naive ? tv : ts, &sets[k], 0, nl, &r)) return -1;
+            c->t_sets[k] = now() - t2;
+            c->t_total += c->t_sets[k];
+            c->computed[k] = r.n_computed;
+            c->computed_total += r.n_computed;
+            avl_trace_result_clear(&r);
+        }
+    avl_tracer_free(ts);
+    avl_tracer_free(tv);
     return 0;
 }
 
@@ -150,8 +163,7 @@ static int bench_case(const avl_model *m, const avl_tokenizer *tok, const avl_to
         avl_tokset_free(&sink);
     }
     costs cs, cn;
-    if (run_suite(m, tok, map, clean, corr, &base, sets, true, &cs) ||
-        run_suite(m, tok, map, clean, corr, &base, sets, false, &cn)) {
+    if (run_suites(m, tok, map, clean, corr, &base, sets, &cs, &cn)) {
         fprintf(stderr, "%s\n", avl_last_error());
         return -1;
     }
@@ -169,6 +181,10 @@ static int bench_case(const avl_model *m, const avl_tokenizer *tok, const avl_to
            (long long)cs.computed_total, 1e3 * cs.t_total, 1e3 * cn.t_total, cs.t_total / cn.t_total,
            (long long)cs.computed_total, (long long)cn.computed_total,
            (double)cs.computed_total / (double)cn.computed_total);
+    /* the first avlens trace ran clean and corrupted again for every set: 3 full runs per set */
+    double former = cn.t_total + (N_SETS - 1) * cn.t_clean_corr;
+    printf("  vs the former avlens trace (clean + corrupted again per set, %d runs): %.0f ms, ratio %.3f\n",
+           3 * N_SETS, 1e3 * former, cs.t_total / former);
     for (k = 0; k < N_SETS; k++) avl_tokset_free(&sets[k]);
     avl_tokset_free(&base);
     free(buf);
@@ -178,6 +194,7 @@ static int bench_case(const avl_model *m, const avl_tokenizer *tok, const avl_to
 
 int main(int argc, char **argv)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0);
     double seconds = argc > 1 ? atof(argv[1]) : 20.0;
     int64_t grids = (int64_t)(seconds + 0.5); /* 1 s per temporal grid */
     if (grids < 2) grids = 2;
