@@ -126,6 +126,15 @@ static void test_trace_run_is_a_tracer(void **state)
     assert_int_equal(b.n_computed, F.L);
     assert_memory_equal(&a.ie_clean, &b.ie_clean, sizeof(double));
     assert_memory_equal(&a.ie_corr, &b.ie_corr, sizeof(double));
+    /* the clean keys and values alone (no prefix reuse): every position but the three */
+    avl_trace_result c;
+    tp.reuse_clean_kv = true;
+    assert_int_equal(avl_trace_run(F.m, TOK, F.map, s.clean, s.corr, &set, &tp, &c), AVL_OK);
+    assert_int_equal(c.n_computed, F.L - 3);
+    assert_memory_equal(&c.ie_clean, &b.ie_clean, sizeof(double));
+    assert_memory_equal(&c.ie_corr, &b.ie_corr, sizeof(double));
+    assert_memory_equal(c.rest.logits, b.rest.logits, (size_t)(c.rest.n * c.rest.V) * sizeof(float));
+    avl_trace_result_clear(&c);
     /* the naive tracer's clean run is plain generation (the capture changes nothing) */
     avl_gen_answer g;
     assert_int_equal(avl_gen_answer_run(F.m, TOK, s.clean, F.map, &tp.gen, NULL, &g), AVL_OK);
