@@ -169,6 +169,39 @@ static void test_openblas_close(void **state)
     avl_model_free(blas);
 }
 
+/* The N-th allocation fails: a status, never a crash, for tracer and restore (every 7th after
+ * the first 20, to keep it short). */
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    trace_suite s = suite(AVL_TOK_AUDIO);
+    avl_tokset video;
+    assert_int_equal(avl_tokset_of_kind(F.map, AVL_TOK_VIDEO, &video), AVL_OK);
+    avl_trace_params tp = avl_trace_default_params(F.m);
+    tp.gen.max_new_tokens = 1;
+    int64_t n_ids = avl_tokenizer_vocab_size(TOK);
+    tp.gen.on_logits = ts_real_ids_only;
+    tp.gen.user = &n_ids;
+    for (int64_t k = 1;; k += k < 20 ? 1 : 7) {
+        avl_tracer *t = NULL;
+        avl_trace_result r;
+        memset(&r, 0, sizeof r);
+        avl__alloc_fail_after(k);
+        avl_status rc = avl_tracer_new(F.m, TOK, F.map, s.clean, s.corr, &video, &tp, NULL, &t);
+        if (!rc) rc = avl_tracer_restore(t, &video, 0, NL, &r);
+        avl__alloc_fail_after(0);
+        avl_tracer_free(t);
+        if (rc == AVL_OK) {
+            avl_trace_result_clear(&r);
+            break;
+        }
+        if (rc != AVL_E_NOMEM) fail_msg("allocation %lld: %s", (long long)k, avl_last_error());
+        assert_null(r.rest.ids);
+        if (k > 100000) fail_msg("never succeeded");
+    }
+    avl_tokset_free(&video);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -208,6 +241,7 @@ int main(void)
         cmocka_unit_test(test_after_attention_and_mlp),
         cmocka_unit_test(test_trace_run_is_a_tracer),
         cmocka_unit_test(test_openblas_close),
+        cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, setup_ref, teardown_ref);
