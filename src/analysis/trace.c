@@ -194,7 +194,7 @@ avl_status avl_tracer_new(const avl_model *m, const avl_tokenizer *tok, const av
      * computed: its logits are read) */
     for (t->d = 0; t->d < n - 1; t->d++)
         if (memcmp(clean_embeds + t->d * H, corr_embeds + t->d * H, (size_t)H * sizeof(float))) break;
-    bool share = tp->reuse_prefix || tp->reuse_clean_kv;
+    bool share = tp->reuse_prefix; /* the prefix shortcut, applied to the corrupted run */
     if (!rc) rc = full_run(t, t->clean, 0, clean_embeds, avl_plan_hooks(plan), &t->a_clean);
     if (!rc && share) rc = avl_run_copy_prefix(t->corr, t->clean, t->d);
     if (!rc) rc = full_run(t, t->corr, share ? t->d : 0, corr_embeds, NULL, &t->a_corr);
