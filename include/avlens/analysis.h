@@ -1,6 +1,7 @@
 /* avlens/analysis.h: the paper's first analyses on top of plans: sinks (App. A.1), the
  * modality dominance score MDS (Sec. 5.1, Eq. 5), unimodal dominance (Sec. 3.1, Eqs. 1-2),
- * the token sets of causal tracing (Sec. 4.2, 5.1) and naive causal tracing (Sec. 3.2, Eqs. 3-4).
+ * the token sets of causal tracing (Sec. 4.2, 5.1) and causal tracing with its exact shortcuts
+ * (Sec. 3.2, Eqs. 3-4).
  * Every constant and its source: docs/analyses.md and /work/shared/spec/paper-spec.md.
  *
  *   avl_sink_params sp;
@@ -214,30 +215,77 @@ avl_status avl_dominance_run(const avl_model *m, const avl_tokenizer *tok, const
                              const avl_gen_params *gp, avl_norm_mode norm, avl_dominance_result *out);
 void avl_dominance_result_clear(avl_dominance_result *r);
 
-/* ---- naive causal tracing (src/analysis/trace.c) ---- */
+/* ---- causal tracing (src/analysis/trace.c) ---- */
 
 typedef struct {
-    avl_site site;        /* AVL_SITE_ATTN_IN ("before attention", default) */
-    int layer0, layer1;   /* patched layers: [0, n_layers) by default */
+    avl_site site;        /* AVL_SITE_ATTN_IN ("before attention", default); RESID, ATTN_OUT, MLP_OUT */
+    int layer0, layer1;   /* patched layers: [0, n_layers) by default (avl_trace_run only) */
     avl_gen_params gen;   /* greedy, a few tokens */
     bool first_step_only; /* word probabilities: first step only (default: max over steps) */
+    /* Exact shortcuts of the restored run (both on by default; off = naive full recomputation,
+     * the same numbers bit for bit on a row-independent backend such as ref, docs/analyses.md):
+     *  reuse_prefix:   the restored run equals the corrupted one before its first patched
+     *                  position, so it starts from a copy of the corrupted run's KV cache there;
+     *  reuse_clean_kv: when site is RESID or ATTN_IN and every layer is patched, a patched
+     *                  token's keys and values equal the clean run's in every layer, so they are
+     *                  copied from the clean run's cache and the token is not computed at all
+     *                  (the last prefill position, whose logits are read, is always computed). */
+    bool reuse_prefix;
+    bool reuse_clean_kv;
 } avl_trace_params;
 
 avl_trace_params avl_trace_default_params(const avl_model *m);
 
 typedef struct {
-    avl_gen_answer clean, corr, rest;
+    avl_gen_answer clean, corr, rest;     /* avl_tracer_restore fills rest only (the tracer holds
+                                             clean and corr: avl_tracer_clean/_corrupted) */
     double p_clean_c, p_corr_c, p_rest_c; /* P(c): c = the clean answer word */
     double p_corr_r, p_rest_r;            /* P(r): r = the corrupted answer word */
     double ie_clean, ie_corr;             /* Eq. 3: P_rest(c) - P_corr(c); Eq. 4: P_corr(r) - P_rest(r) */
     int64_t n_patched;                    /* tokens patched */
+    int64_t n_computed;                   /* prefill positions the restored run computed (map->n
+                                             when naive) */
 } avl_trace_result;
 
-/* Clean run on clean_embeds, corrupted run on corr_embeds (same map), restored run = corrupted
- * with site in the chosen layers overwritten at `tokens` by the clean run's activations
- * (prefill only; generated steps read the patched cache). c = the first word of the clean
- * answer, r = that of the corrupted answer (give gen.stop_ids, e.g. <|im_end|>, so that a
- * letter answer ends there). */
+/* A tracer: the clean and corrupted runs of one sample, done once, and any number of restored
+ * runs against them (token sets, layer windows):
+ *
+ *   avl_trace_params tp = avl_trace_default_params(m);
+ *   avl_tracer *t;
+ *   avl_tracer_new(m, tok, map, clean, corr, &video_tokens, &tp, NULL, &t);  // clean + corrupted
+ *   avl_trace_result r;
+ *   avl_tracer_restore(t, &sink_set, 0, n_layers, &r);   // r.ie_clean, r.ie_corr
+ *   avl_trace_result_clear(&r);
+ *   avl_tracer_free(t);
+ *
+ * Clean run on clean_embeds, corrupted run on corr_embeds (same map), each generated with
+ * tp->gen; the clean run captures tp->site in every layer at the positions of `patchable`
+ * (NULL: every position; every set restored later must lie inside it). clean_plan: NULL, or the
+ * caller's plan for the clean run with observers and captures only (e.g. sinks and received
+ * attention, which then see the clean prefill; no patches or attention edits: the shortcuts
+ * take the clean run to be the plain one); the tracer adds its capture to it; it must outlive
+ * the tracer. With the shortcuts the corrupted run starts from the clean cache before the first
+ * position whose embeddings differ (they are the same computation there). c = the
+ * first word of the clean answer, r = that of the corrupted one (give gen.stop_ids, e.g.
+ * <|im_end|>, so that a letter answer ends there). The embeddings and the map must outlive the
+ * tracer. Keeps three KV caches of map->n + gen.max_new_tokens positions. */
+typedef struct avl_tracer avl_tracer;
+
+avl_status avl_tracer_new(const avl_model *m, const avl_tokenizer *tok, const avl_token_map *map,
+                          const float *clean_embeds, const float *corr_embeds, const avl_tokset *patchable,
+                          const avl_trace_params *tp, avl_plan *clean_plan, avl_tracer **out);
+void avl_tracer_free(avl_tracer *t);
+const avl_gen_answer *avl_tracer_clean(const avl_tracer *t);
+const avl_gen_answer *avl_tracer_corrupted(const avl_tracer *t);
+
+/* The restored run: the corrupted inputs with tp->site in layers [layer0, layer1) overwritten at
+ * `tokens` by the clean run's activations (prefill only; generated steps read the patched
+ * cache), with the shortcuts tp allows. AVL_E_ARG for bad layers or a token outside patchable. */
+avl_status avl_tracer_restore(avl_tracer *t, const avl_tokset *tokens, int layer0, int layer1,
+                              avl_trace_result *out);
+
+/* One restored run from scratch: avl_tracer_new (patchable = tokens) + avl_tracer_restore with
+ * tp's layers; out gets the clean and corrupted answers too. */
 avl_status avl_trace_run(const avl_model *m, const avl_tokenizer *tok, const avl_token_map *map,
                          const float *clean_embeds, const float *corr_embeds, const avl_tokset *tokens,
                          const avl_trace_params *tp, avl_trace_result *out);

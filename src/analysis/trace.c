@@ -1,12 +1,26 @@
-/* src/analysis/trace.c: naive causal tracing (paper Sec. 3.2-3.3, Eqs. 3-4; paper-spec.md
- * section 3; the authors' causal_tracing_modality_sink.py and logic/causal_trace.py).
+/* src/analysis/trace.c: causal tracing (paper Sec. 3.2-3.3, Eqs. 3-4; paper-spec.md section 3;
+ * the authors' causal_tracing_modality_sink.py and logic/causal_trace.py), with exact shortcuts.
  *
- * Clean run (capturing the patch site at the traced tokens), corrupted run, restored run =
- * the corrupted inputs with the site overwritten by the clean activations at those tokens in
- * the chosen layers, during the prefill only. c = the clean answer, r = the corrupted answer;
+ * Clean run (capturing the patch site at the patchable tokens), corrupted run, restored runs =
+ * the corrupted inputs with the site overwritten by the clean activations at a token set in the
+ * chosen layers, during the prefill only. c = the clean answer, r = the corrupted answer;
  *   IE_clean = P_rest(c) - P_corr(c)       (Eq. 3)
  *   IE_corr  = P_corr(r) - P_rest(r)       (Eq. 4)
- * Every run is complete here (no KV sharing: that shortcut comes later and must match this).
+ * A tracer runs clean and corrupted once and keeps their KV caches. Let d be the first position
+ * whose clean and corrupted embeddings differ: before d the two runs are the same computation,
+ * so the corrupted run starts from the clean cache up to d. A restored run then
+ *  (1) starts from the corrupted cache up to its first patched position p at or after d
+ *      (attention is causal; nothing between d and p is patched, and a patch before d writes
+ *      the value that is already there, so those keys and values are the corrupted run's), and
+ *  (2) when the site is RESID or ATTN_IN in every layer, copies the patched tokens' keys and
+ *      values from the clean cache: k, v of layer l at token t are functions of ATTN_IN_l[t]
+ *      (= RMSNorm(RESID_l[t])) and t's position only, and the patch makes that input the clean
+ *      one. Those tokens are then not computed at all (nothing else reads their hidden state;
+ *      the last position, whose logits are read, is always computed).
+ * Both are the same arithmetic as the full recomputation when every row of a GEMM and every
+ * query of attention is computed independently of the others in the batch (the ref backend and
+ * the attention kernel; see docs/analyses.md for OpenBLAS). tests/planted/test_trace_shortcuts.c
+ * checks bit equality; bench/bench_trace.c measures the saving.
  */
 #include <ctype.h>
 #include <string.h>
@@ -17,7 +31,8 @@
 
 avl_trace_params avl_trace_default_params(const avl_model *m)
 {
-    avl_trace_params p = {.site = AVL_SITE_ATTN_IN, .layer0 = 0, .layer1 = (int)m->n_layers};
+    avl_trace_params p = {.site = AVL_SITE_ATTN_IN, .layer0 = 0, .layer1 = (int)m->n_layers,
+                          .reuse_prefix = true, .reuse_clean_kv = true};
     p.gen = avl_gen_default_params();
     p.gen.max_new_tokens = 4;
     return p;
@@ -30,6 +45,24 @@ void avl_trace_result_clear(avl_trace_result *r)
     avl_gen_answer_clear(&r->corr);
     avl_gen_answer_clear(&r->rest);
 }
+
+struct avl_tracer {
+    const avl_model *m;
+    const avl_tokenizer *tok;
+    const avl_token_map *map;
+    const float *clean_embeds, *corr_embeds; /* (n, H) each, the caller's */
+    avl_trace_params tp;
+    avl_plan *own_plan;       /* the clean plan when the caller gave none */
+    avl_capture *cap;         /* site, all layers, patchable positions (owned by the clean plan) */
+    avl_run *clean, *corr, *rest; /* KV caches of n + cap positions */
+    int64_t d;                /* first position whose clean and corrupted embeddings differ (< n) */
+    avl_gen_answer a_clean, a_corr;
+    int32_t ic[2], ir[2];     /* ids of the clean and corrupted answer words */
+    float *logits;            /* (V) the last prefill row's logits */
+    int64_t *slots;           /* (2n) a restored run's skipped positions, then those it computes */
+    float *g_embeds;          /* (n, H) their embeddings, gathered */
+    int64_t *g_pos;           /* (3, n) their position ids, gathered */
+};
 
 /* The answer word: the first white-space-delimited word of the text (a new string). */
 static char *word_of(const avl_gen_answer *a)
@@ -46,45 +79,230 @@ static char *word_of(const avl_gen_answer *a)
     return w;
 }
 
+typedef struct {
+    float *logits; /* (cap, V) */
+    int64_t V, cap;
+    const avl_gen_params *user;
+} keep_logits;
+
+static void on_logits(void *u, int64_t step, float *logits, int64_t V)
+{
+    keep_logits *k = u;
+    if (step < k->cap) memcpy(k->logits + step * V, logits, (size_t)V * sizeof(float));
+    if (k->user->on_logits) k->user->on_logits(k->user->user, step, logits, V);
+}
+
+/* Generation on a run that holds the prefill, t->logits holding its last row's logits: the
+ * same steps as avl_gen_answer_run after its prefill. */
+static avl_status answer_after_prefill(avl_tracer *t, avl_run *run, const avl_hooks *hooks, avl_gen_answer *out)
+{
+    memset(out, 0, sizeof *out);
+    const avl_gen_params *gp = &t->tp.gen;
+    int64_t cap = gp->max_new_tokens > 0 ? gp->max_new_tokens : 1;
+    keep_logits k = {.V = t->m->V, .cap = cap, .user = gp};
+    k.logits = avl__malloc((size_t)(cap * t->m->V) * sizeof(float));
+    if (!k.logits) return avl__err(AVL_E_NOMEM, "trace: cannot keep %lld steps of logits", (long long)cap);
+    avl_gen_params g = *gp;
+    g.on_logits = on_logits;
+    g.user = &k;
+    avl_status rc = avl__generate_continue(run, t->logits, t->map, &g, hooks, &out->ids, &out->n);
+    if (!rc) {
+        size_t len;
+        rc = avl_tokenizer_decode(t->tok, out->ids, out->n, true, &out->text, &len);
+    }
+    if (rc) {
+        avl__free(k.logits);
+        avl_gen_answer_clear(out);
+        return rc;
+    }
+    out->logits = k.logits;
+    out->V = t->m->V;
+    return AVL_OK;
+}
+
+/* A run of embeds from position `from` on (run holds the cache below it), then generation. */
+static avl_status full_run(avl_tracer *t, avl_run *run, int64_t from, const float *embeds, const avl_hooks *hooks,
+                           avl_gen_answer *out)
+{
+    const avl_token_map *map = t->map;
+    avl_status rc = avl_run_truncate(run, from);
+    if (!rc)
+        rc = avl_run_forward(run, embeds + from * t->m->H, map->pos + from, map->n, map->n - from, hooks, t->logits, 1);
+    if (!rc) rc = answer_after_prefill(t, run, hooks, out);
+    return rc;
+}
+
+static avl_status word_ids_of(const avl_tokenizer *tok, const avl_gen_answer *a, int32_t ids[2])
+{
+    char *w = word_of(a);
+    if (!w) return avl__err(AVL_E_NOMEM, "trace: cannot allocate");
+    avl_status rc = avl_word_ids(tok, w, ids);
+    avl__free(w);
+    return rc;
+}
+
+void avl_tracer_free(avl_tracer *t)
+{
+    if (!t) return;
+    avl_plan_free(t->own_plan);
+    avl_run_free(t->clean);
+    avl_run_free(t->corr);
+    avl_run_free(t->rest);
+    avl_gen_answer_clear(&t->a_clean);
+    avl_gen_answer_clear(&t->a_corr);
+    avl__free(t->logits);
+    avl__free(t->slots);
+    avl__free(t->g_embeds);
+    avl__free(t->g_pos);
+    avl__free(t);
+}
+
+const avl_gen_answer *avl_tracer_clean(const avl_tracer *t) { return &t->a_clean; }
+const avl_gen_answer *avl_tracer_corrupted(const avl_tracer *t) { return &t->a_corr; }
+
+avl_status avl_tracer_new(const avl_model *m, const avl_tokenizer *tok, const avl_token_map *map,
+                          const float *clean_embeds, const float *corr_embeds, const avl_tokset *patchable,
+                          const avl_trace_params *tp, avl_plan *clean_plan, avl_tracer **out)
+{
+    *out = NULL;
+    if (tp->site != AVL_SITE_RESID && tp->site != AVL_SITE_ATTN_IN && tp->site != AVL_SITE_ATTN_OUT &&
+        tp->site != AVL_SITE_MLP_OUT)
+        return avl__err(AVL_E_ARG, "trace: the patch site must be RESID, ATTN_IN, ATTN_OUT or MLP_OUT");
+    if (map->n <= 0) return avl__err(AVL_E_ARG, "trace: empty sequence");
+    avl_tracer *t = avl__calloc(1, sizeof *t);
+    if (!t) return avl__err(AVL_E_NOMEM, "trace: cannot allocate");
+    t->m = m;
+    t->tok = tok;
+    t->map = map;
+    t->clean_embeds = clean_embeds;
+    t->corr_embeds = corr_embeds;
+    t->tp = *tp;
+    int64_t n = map->n, H = m->H, cap = tp->gen.max_new_tokens > 0 ? tp->gen.max_new_tokens : 1;
+    avl_status rc = AVL_OK;
+    t->logits = avl__malloc((size_t)m->V * sizeof(float));
+    t->slots = avl__malloc((size_t)(2 * n) * sizeof(int64_t));
+    t->g_embeds = avl__malloc((size_t)(n * H) * sizeof(float));
+    t->g_pos = avl__malloc((size_t)(3 * n) * sizeof(int64_t));
+    if (!t->logits || !t->slots || !t->g_embeds || !t->g_pos) rc = avl__err(AVL_E_NOMEM, "trace: cannot allocate");
+    if (!rc) rc = avl_run_new(m, n + cap, &t->clean);
+    if (!rc) rc = avl_run_new(m, n + cap, &t->corr);
+    if (!rc) rc = avl_run_new(m, n + cap, &t->rest);
+    if (!rc && !clean_plan) rc = avl_plan_new(m, map, &t->own_plan);
+    avl_plan *plan = clean_plan ? clean_plan : t->own_plan;
+    if (!rc) rc = avl_plan_capture(plan, tp->site, 0, (int)m->n_layers, patchable, &t->cap);
+    /* d: the clean and corrupted runs are one computation before it (the last row is always
+     * computed: its logits are read) */
+    for (t->d = 0; t->d < n - 1; t->d++)
+        if (memcmp(clean_embeds + t->d * H, corr_embeds + t->d * H, (size_t)H * sizeof(float))) break;
+    bool share = tp->reuse_prefix; /* the prefix shortcut, applied to the corrupted run */
+    if (!rc) rc = full_run(t, t->clean, 0, clean_embeds, avl_plan_hooks(plan), &t->a_clean);
+    if (!rc && share) rc = avl_run_copy_prefix(t->corr, t->clean, t->d);
+    if (!rc) rc = full_run(t, t->corr, share ? t->d : 0, corr_embeds, NULL, &t->a_corr);
+    if (!rc) rc = word_ids_of(tok, &t->a_clean, t->ic);
+    if (!rc) rc = word_ids_of(tok, &t->a_corr, t->ir);
+    if (rc) {
+        avl_tracer_free(t);
+        return rc;
+    }
+    *out = t;
+    return AVL_OK;
+}
+
+/* The prefill of the restored run from position `first` on, skipping the positions in skip
+ * (ascending, at or after first, none of them the last), whose keys and values the cache
+ * already holds: the other positions go through the decoder as one batch item at their cache
+ * slots (one pass; the hooks see each contiguous stretch). */
+static avl_status prefill_rest(avl_tracer *t, int64_t first, const int64_t *skip, int64_t n_skip,
+                               const avl_hooks *hooks, int64_t *n_computed)
+{
+    const avl_token_map *map = t->map;
+    int64_t n = map->n, H = t->m->H, nc = 0, s = 0;
+    int64_t *slots = t->slots + n_skip; /* t->slots holds skip first: the rest is free */
+    for (int64_t p = first; p < n; p++) {
+        if (s < n_skip && skip[s] == p) {
+            s++;
+            continue;
+        }
+        slots[nc++] = p;
+    }
+    for (int64_t i = 0; i < nc; i++) {
+        memcpy(t->g_embeds + i * H, t->corr_embeds + slots[i] * H, (size_t)H * sizeof(float));
+        for (int a = 0; a < 3; a++) t->g_pos[a * nc + i] = map->pos[a * n + slots[i]];
+    }
+    avl_batch_item it = {.run = t->rest, .embeds = t->g_embeds, .pos = t->g_pos, .ld_pos = nc, .n = nc,
+                         .slots = slots, .hooks = hooks, .logits = t->logits, .n_logits = 1};
+    *n_computed = nc;
+    return avl_run_forward_batch(&it, 1);
+}
+
+avl_status avl_tracer_restore(avl_tracer *t, const avl_tokset *tokens, int layer0, int layer1,
+                              avl_trace_result *out)
+{
+    memset(out, 0, sizeof *out);
+    const avl_model *m = t->m;
+    const avl_token_map *map = t->map;
+    int nl = (int)m->n_layers;
+    int64_t n = map->n;
+    avl_plan *rest = NULL;
+    avl_status rc = avl_plan_new(m, map, &rest);
+    if (!rc) rc = avl_plan_patch(rest, t->tp.site, layer0, layer1, tokens, t->cap);
+    if (rc) goto done;
+    const avl_hooks *hooks = avl_plan_hooks(rest);
+    if (!t->tp.reuse_prefix && !t->tp.reuse_clean_kv) {
+        rc = full_run(t, t->rest, 0, t->corr_embeds, hooks, &out->rest);
+        out->n_computed = n;
+    } else {
+        /* the first patched position at or after d; the last position is always computed */
+        int64_t first = n - 1;
+        for (int64_t i = 0; i < tokens->n; i++)
+            if (tokens->pos[i] >= t->d) {
+                first = tokens->pos[i] < n - 1 ? tokens->pos[i] : n - 1;
+                break;
+            }
+        if (!t->tp.reuse_prefix) first = 0;
+        bool kv = t->tp.reuse_clean_kv && (t->tp.site == AVL_SITE_RESID || t->tp.site == AVL_SITE_ATTN_IN) &&
+                  layer0 == 0 && layer1 == nl;
+        int64_t n_skip = 0;
+        if (kv)
+            for (int64_t i = 0; i < tokens->n; i++)
+                if (tokens->pos[i] >= first && tokens->pos[i] < n - 1) t->slots[n_skip++] = tokens->pos[i];
+        rc = avl_run_copy_prefix(t->rest, t->corr, first);
+        if (!rc && n_skip) rc = avl_run_copy_positions(t->rest, t->clean, t->slots, n_skip);
+        if (!rc) rc = prefill_rest(t, first, t->slots, n_skip, hooks, &out->n_computed);
+        if (!rc) rc = answer_after_prefill(t, t->rest, hooks, &out->rest);
+    }
+    if (rc) goto done;
+    bool f = t->tp.first_step_only;
+    int64_t V = m->V;
+    const avl_gen_answer *cl = &t->a_clean, *co = &t->a_corr;
+    out->p_clean_c = avl_word_prob(cl->logits, cl->n, V, t->ic, f);
+    out->p_corr_c = avl_word_prob(co->logits, co->n, V, t->ic, f);
+    out->p_rest_c = avl_word_prob(out->rest.logits, out->rest.n, V, t->ic, f);
+    out->p_corr_r = avl_word_prob(co->logits, co->n, V, t->ir, f);
+    out->p_rest_r = avl_word_prob(out->rest.logits, out->rest.n, V, t->ir, f);
+    out->ie_clean = out->p_rest_c - out->p_corr_c;
+    out->ie_corr = out->p_corr_r - out->p_rest_r;
+    out->n_patched = tokens->n;
+done:
+    avl_plan_free(rest);
+    if (rc) avl_trace_result_clear(out);
+    return rc;
+}
+
 avl_status avl_trace_run(const avl_model *m, const avl_tokenizer *tok, const avl_token_map *map,
                          const float *clean_embeds, const float *corr_embeds, const avl_tokset *tokens,
                          const avl_trace_params *tp, avl_trace_result *out)
 {
     memset(out, 0, sizeof *out);
-    avl_plan *clean = NULL, *rest = NULL;
-    avl_capture *cap = NULL;
-    char *c = NULL, *r = NULL;
-    avl_status rc = avl_plan_new(m, map, &clean);
-    if (!rc) rc = avl_plan_capture(clean, tp->site, tp->layer0, tp->layer1, tokens, &cap);
-    if (!rc) rc = avl_gen_answer_run(m, tok, clean_embeds, map, &tp->gen, avl_plan_hooks(clean), &out->clean);
-    if (!rc) rc = avl_gen_answer_run(m, tok, corr_embeds, map, &tp->gen, NULL, &out->corr);
-    if (!rc) rc = avl_plan_new(m, map, &rest);
-    if (!rc) rc = avl_plan_patch(rest, tp->site, tp->layer0, tp->layer1, tokens, cap);
-    if (!rc) rc = avl_gen_answer_run(m, tok, corr_embeds, map, &tp->gen, avl_plan_hooks(rest), &out->rest);
-    if (!rc) {
-        c = word_of(&out->clean);
-        r = word_of(&out->corr);
-        if (!c || !r) rc = avl__err(AVL_E_NOMEM, "trace: cannot allocate");
+    avl_tracer *t = NULL;
+    avl_status rc = avl_tracer_new(m, tok, map, clean_embeds, corr_embeds, tokens, tp, NULL, &t);
+    if (!rc) rc = avl_tracer_restore(t, tokens, tp->layer0, tp->layer1, out);
+    if (!rc) { /* hand the tracer's answers over */
+        out->clean = t->a_clean;
+        out->corr = t->a_corr;
+        memset(&t->a_clean, 0, sizeof t->a_clean);
+        memset(&t->a_corr, 0, sizeof t->a_corr);
     }
-    int32_t ic[2], ir[2];
-    if (!rc) rc = avl_word_ids(tok, c, ic);
-    if (!rc) rc = avl_word_ids(tok, r, ir);
-    if (!rc) {
-        bool f = tp->first_step_only;
-        int64_t V = m->V;
-        out->p_clean_c = avl_word_prob(out->clean.logits, out->clean.n, V, ic, f);
-        out->p_corr_c = avl_word_prob(out->corr.logits, out->corr.n, V, ic, f);
-        out->p_rest_c = avl_word_prob(out->rest.logits, out->rest.n, V, ic, f);
-        out->p_corr_r = avl_word_prob(out->corr.logits, out->corr.n, V, ir, f);
-        out->p_rest_r = avl_word_prob(out->rest.logits, out->rest.n, V, ir, f);
-        out->ie_clean = out->p_rest_c - out->p_corr_c;
-        out->ie_corr = out->p_corr_r - out->p_rest_r;
-        out->n_patched = tokens->n;
-    }
-    avl__free(c);
-    avl__free(r);
-    avl_plan_free(rest);
-    avl_plan_free(clean);
-    if (rc) avl_trace_result_clear(out);
+    avl_tracer_free(t);
     return rc;
 }

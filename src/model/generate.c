@@ -98,21 +98,32 @@ avl_status avl_generate(avl_run *r, const float *embeds, const avl_token_map *ma
 {
     *out = NULL;
     *n_out = 0;
+    if (avl_run_length(r) != 0) return avl__err(AVL_E_ARG, "generate: the run must start empty");
+    if (map->n <= 0) return avl__err(AVL_E_ARG, "generate: empty prompt");
+    float *logits = avl__malloc((size_t)r->m->V * sizeof *logits);
+    if (!logits) return avl__err(AVL_E_NOMEM, "generate: cannot allocate");
+    avl_status rc = avl_run_forward(r, embeds, map->pos, map->n, map->n, hooks, logits, 1);
+    if (!rc) rc = avl__generate_continue(r, logits, map, gp, hooks, out, n_out);
+    avl__free(logits);
+    return rc;
+}
+
+avl_status avl__generate_continue(avl_run *r, float *logits, const avl_token_map *map, const avl_gen_params *gp,
+                                  const avl_hooks *hooks, int32_t **out, int64_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
     const avl_model *m = r->m;
     avl_gen_params dp = avl_gen_default_params();
     if (!gp) gp = &dp;
-    if (avl_run_length(r) != 0) return avl__err(AVL_E_ARG, "generate: the run must start empty");
-    if (map->n <= 0) return avl__err(AVL_E_ARG, "generate: empty prompt");
     int64_t V = m->V, H = m->H;
-    float *logits = avl__malloc((size_t)V * sizeof *logits);
     float *e = avl__malloc((size_t)H * sizeof *e);
     int32_t *ids = avl__malloc((size_t)(gp->max_new_tokens > 0 ? gp->max_new_tokens : 1) * sizeof *ids);
     avl_status rc = AVL_OK;
-    if (!logits || !e || !ids) {
+    if (!e || !ids) {
         rc = avl__err(AVL_E_NOMEM, "generate: cannot allocate");
         goto done;
     }
-    if ((rc = avl_run_forward(r, embeds, map->pos, map->n, map->n, hooks, logits, 1))) goto done;
     avl__rng rng;
     avl__rng_seed(&rng, gp->seed);
     int64_t k = 0;
@@ -140,7 +151,6 @@ avl_status avl_generate(avl_run *r, const float *embeds, const avl_token_map *ma
     *n_out = k;
     ids = NULL;
 done:
-    avl__free(logits);
     avl__free(e);
     avl__free(ids);
     return rc;

@@ -59,6 +59,13 @@ avl_status avl__model_vec(const avl_model *m, const char *name, int64_t n, avl__
 /* A 1-D tensor of n elements converted to a new fp32 array. */
 avl_status avl__model_vec_f32(const avl_model *m, const char *name, int64_t n, float **out);
 
+/* Generation after a prefill the caller ran itself (src/model/generate.c): logits (V) hold the
+ * last prefill row's logits on entry (scratch afterwards); the run holds exactly the prefill of
+ * map (length map->n). Continues as avl_generate does after its prefill (same steps, same
+ * arithmetic), so a prefill assembled another way (e.g. from copied caches) generates the same. */
+avl_status avl__generate_continue(avl_run *r, float *logits, const avl_token_map *map, const avl_gen_params *gp,
+                                  const avl_hooks *hooks, int32_t **out, int64_t *n_out);
+
 /* ---- encoders (each in its own file; the model owns one of each) ---- */
 
 /* Resolves the audio tower's tensors ("<prefix>audio_tower.*") and prepares its tables. */

@@ -114,6 +114,15 @@ for k in '"analysis":"trace"' '"dominance":"video"' '"site":"before_attn"' '"cor
 done
 "$cli" trace "${common[@]}" --out full "${targs[@]}" 2>err
 grep -q "0 done, 4 skipped, 0 failed" err && ok || bad "trace rerun: $(cat err)"
+# the exact shortcuts (default) and --naive recomputation write the same records (ref backend:
+# every GEMM row on its own, so bit for bit)
+# (three sets, all layers: the library tests cover windows and sites)
+nargs=(--dims 0,1 --tau 1.5 --force-dominance video --sets all,sink2,crossmodal2)
+"$cli" trace "${common[@]}" --backend ref --out fast "${nargs[@]}" 2>/dev/null
+"$cli" trace "${common[@]}" --backend ref --out naive --naive "${nargs[@]}" 2>/dev/null
+[ "$(norm fast trace | wc -l)" = 4 ] && [ "$(norm fast trace)" = "$(norm naive trace)" ] && ok ||
+  bad "trace --naive differs from the shortcuts"
+"$cli" trace --help | grep -q -- "--naive" && ok || bad "trace --help lacks --naive"
 # sharded = unsharded (a cheaper setting in its own folder)
 sargs=(--dims 0,1 --tau 1.5 --force-dominance video --sets all,sink2 --site mlp_out)
 "$cli" trace "${common[@]}" --out full "${sargs[@]}" 2>/dev/null

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "trace_suite.h"
+
 enum { HID = 128, NL = 2, NH = 4, NKV = 2, HD = 32, C = 40, C2 = 41, C3 = 42, QM = 43, KM = 44, QL = 45, KS = 46 };
 
 static avl_model *M;
@@ -26,6 +28,7 @@ static avl_tokenizer *TOK;
 static avl_token_map *MAP;
 static int32_t *IDS, ID_A, ID_B;
 static int64_t L, VSTAR, VOTHER;
+static char DIR_[512];
 static float *CLEAN, *CORR;
 
 static void set_row(float *w, int64_t cols, int64_t row, int col, float v)
@@ -72,6 +75,7 @@ static int setup(void **state)
 {
     (void)state;
     const char *dir = avl_test_dir("planted_trace");
+    snprintf(DIR_, sizeof DIR_, "%s", dir);
     avl_mkmodel_params p = avl_mkmodel_default_params();
     p.seed = 5;
     p.hidden = HID;
@@ -199,8 +203,42 @@ static void test_restore_a_bystander(void **state)
     avl_trace_result_clear(&r);
 }
 
+/* The exact shortcuts on the planted circuit: the standard suite (stand-in sinks: this model
+ * has no sink dimensions) with and without them, bit for bit on the ref backend, before
+ * attention in every layer and over windows of one layer, and after attention. */
+static void test_shortcuts_equal_naive(void **state)
+{
+    (void)state;
+    avl_model *ref;
+    avl_model_params mp = avl_model_default_params();
+    mp.backend = "ref";
+    mp.threads = 1;
+    assert_int_equal(avl_model_load(DIR_, &mp, &ref), AVL_OK);
+    trace_suite s = {.m = ref, .tok = TOK, .map = MAP, .clean = CLEAN, .corr = CORR, .patched = AVL_TOK_VIDEO,
+                     .max_new_tokens = 1};
+    s.sp = (avl_sink_params){.n_dims = 1, .dims = {0}, .tau = 1e9};
+    trace_suite_check(&s, AVL_SITE_ATTN_IN, 0);
+    s.few = true;
+    trace_suite_check(&s, AVL_SITE_ATTN_IN, 1);
+    trace_suite_check(&s, AVL_SITE_ATTN_OUT, 0);
+    assert_int_equal(s.n_restored, 14 + 4 * 3 + 4);
+    /* the carrier restored with the shortcuts brings the answer back, as it does naively */
+    avl_tokset set;
+    assert_int_equal(avl_tokset_from_list(&VSTAR, 1, &set), AVL_OK);
+    avl_trace_params tp = avl_trace_default_params(ref);
+    tp.gen.max_new_tokens = 1;
+    avl_trace_result r;
+    assert_int_equal(avl_trace_run(ref, TOK, MAP, CLEAN, CORR, &set, &tp, &r), AVL_OK);
+    assert_int_equal(r.rest.ids[0], ID_A);
+    assert_int_equal(r.n_computed, L - VSTAR - 1);
+    avl_trace_result_clear(&r);
+    avl_tokset_free(&set);
+    avl_model_free(ref);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_restore_the_carrier), cmocka_unit_test(test_restore_a_bystander)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_restore_the_carrier), cmocka_unit_test(test_restore_a_bystander),
+                                       cmocka_unit_test(test_shortcuts_equal_naive)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,8 +1,12 @@
-/* tools/avlens/cmd_trace.c: `avlens trace`: naive causal tracing (Sec. 3.2, Eqs. 3-4; token sets of
+/* tools/avlens/cmd_trace.c: `avlens trace`: causal tracing (Sec. 3.2, Eqs. 3-4; token sets of
  * Sec. 4.2 and 5.1) over the audio- or video-dominant samples of a data set, one "trace" record
  * per sample holding every token set and layer window (docs/records.md), resumable and
  * shardable (cli_dataset.c). The dominance of each sample comes from the dominance records in
- * --out (run `avlens dominance` first) or from --force-dominance. */
+ * --out (run `avlens dominance` first) or from --force-dominance.
+ * Per sample: the encoders run once for the clean inputs and once for the corrupted ones; one
+ * tracer (src/analysis/trace.c) runs the clean prefill (which also feeds the sink and MDS
+ * observers) and the corrupted one once, and every token set and layer window is a restored
+ * run against them, with the exact shortcuts unless --naive. */
 #include <dirent.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -36,7 +40,10 @@ static const char USAGE[] =
     "                         per temporal grid index (null: none), paths as the media's\n"
     "  --force-dominance M    audio or video: trace every sample as M-dominant (no dominance records)\n"
     "  --analysis NAME        records folder under OUT (default trace, or trace.<site>_<corruption>)\n"
-    "  --tau T, --dims LIST   sink threshold and dimensions (default: the paper's for this model)\n" CLI_DS_OPTIONS_HELP;
+    "  --tau T, --dims LIST   sink threshold and dimensions (default: the paper's for this model)\n"
+    "  --naive                recompute every restored run in full (default: exact shortcuts that\n"
+    "                         reuse the corrupted run's prefix and the clean run's keys and values;\n"
+    "                         same results, see docs/analyses.md)\n" CLI_DS_OPTIONS_HELP;
 
 typedef enum { SET_ALL, SET_OBJECT, SET_SINK, SET_RANDOM, SET_UNI, SET_CROSS } set_kind;
 static const char *const SET_NAME[] = {"all", "object", "sink", "random", "unimodal_sink", "crossmodal_sink"};
@@ -57,6 +64,7 @@ typedef struct {
     long long window;
     avl_sink_params sp;
     char force;       /* 'a', 'v' or 0 */
+    bool naive;       /* --naive: no tracing shortcuts */
     char *dom;        /* (dataset count) 'a', 'v', 'n' or 0 (no record) */
     const avl_dataset *ds;
     avl_dataset *events;  /* --events: object_important_seconds items, by id */
@@ -230,10 +238,9 @@ static avl_status make_set(const trace_ctx *c, int k, const avl_sample *smp, con
         if (!rc) rc = avl_mds_compute(rx, list, n, &md);
         if (!rc) rc = avl_mds_split(md, patch_video, order, &n_uni);
         if (!rc) {
-            /* order holds the sinks themselves (positions), sorted by MDS */
+            /* order holds the sink positions, unimodal half first */
             int64_t from = c->kind[k] == SET_UNI ? 0 : n_uni, to = c->kind[k] == SET_UNI ? n_uni : n;
-            for (int64_t i = from; i < to; i++) order[i - from] = order[i];
-            rc = avl_tokset_from_list(order, to - from, out);
+            rc = avl_tokset_from_list(order + from, to - from, out);
         }
         avl_mds_free(md);
         free(order);
@@ -252,12 +259,12 @@ static avl_status trace_one(void *user, const cli_ds *d, const avl_sample *smp, 
     int nl = (int)cfg->text.num_hidden_layers;
     int64_t H = cfg->text.hidden_size;
     cli_inputs in;
-    float *clean = NULL, *corr = NULL, *copy = NULL, *logits = NULL;
+    float *clean = NULL, *corr = NULL, *copy = NULL;
     avl_token_map *map = NULL, *map2 = NULL;
     avl_plan *plan = NULL;
     avl_phi_table *phi = NULL;
     avl_received *rx = NULL;
-    avl_run *run = NULL;
+    avl_tracer *tracer = NULL;
     avl_tokset base = {0};
     json_t *o = NULL, *results = NULL, *skipped = NULL;
     avl_status rc = cli_ds_sample_inputs(d, smp, &in);
@@ -301,25 +308,22 @@ static avl_status trace_one(void *user, const cli_ds *d, const avl_sample *smp, 
     if (rc) goto done;
     if ((rc = avl_tokset_of_kind(map, patch_video ? AVL_TOK_VIDEO : AVL_TOK_AUDIO, &base))) goto done;
 
-    /* sinks and the attention they receive, from one clean prefill, when a set needs them */
+    /* the clean run, once: it captures the site at every token of the restored modality and,
+     * when a set needs them, feeds the sinks' phi and the received-attention observers */
     bool need_sinks = false;
     for (int k = 0; k < c->n_sets; k++) need_sinks = need_sinks || c->kind[k] >= SET_SINK;
+    if ((rc = avl_plan_new(d->m, map, &plan))) goto done;
     if (need_sinks) {
-        if ((rc = avl_plan_new(d->m, map, &plan))) goto done;
         if ((rc = avl_sinks_observe(plan, &c->sp, &phi))) goto done;
         if ((rc = avl_plan_observe_received(plan, 0, nl, &rx))) goto done;
-        if (!(logits = malloc((size_t)cfg->text.vocab_size * sizeof *logits))) {
-            rc = AVL_E_NOMEM;
-            goto done;
-        }
-        if ((rc = avl_run_new(d->m, map->n > 0 ? map->n : 1, &run))) goto done;
-        rc = avl_run_forward(run, clean, map->pos, map->n, map->n, avl_plan_hooks(plan), logits, map->n > 0);
-        if (rc) goto done;
     }
-
     avl_trace_params tp = avl_trace_default_params(d->m);
     tp.site = c->site;
     tp.gen = cli_ds_gen_params(d);
+    tp.reuse_prefix = tp.reuse_clean_kv = !c->naive;
+    if ((rc = avl_tracer_new(d->m, d->tok, map, clean, corr, &base, &tp, plan, &tracer))) goto done;
+    const avl_gen_answer *a_clean = avl_tracer_clean(tracer), *a_corr = avl_tracer_corrupted(tracer);
+
     o = cli_ds_record_new(d, smp);
     results = json_array();
     skipped = json_array();
@@ -338,21 +342,19 @@ static avl_status trace_one(void *user, const cli_ds *d, const avl_sample *smp, 
         /* every layer first, then the windows */
         int n_win = c->window > 0 && c->window <= nl ? nl - (int)c->window + 1 : 0;
         for (int w = -1; w < n_win && !rc; w++) {
-            tp.layer0 = w < 0 ? 0 : w;
-            tp.layer1 = w < 0 ? nl : w + (int)c->window;
+            int l0 = w < 0 ? 0 : w, l1 = w < 0 ? nl : w + (int)c->window;
             avl_trace_result r;
-            memset(&r, 0, sizeof r);
-            if ((rc = avl_trace_run(d->m, d->tok, map, clean, corr, &set, &tp, &r))) break;
+            if ((rc = avl_tracer_restore(tracer, &set, l0, l1, &r))) break;
             char wc[64], wr[64], wrest[64];
-            first_word(r.clean.text, wc, sizeof wc);
-            first_word(r.corr.text, wr, sizeof wr);
+            first_word(a_clean->text, wc, sizeof wc);
+            first_word(a_corr->text, wr, sizeof wr);
             first_word(r.rest.text, wrest, sizeof wrest);
             if (!top) {
                 /* the clean and corrupted runs are the same for every set */
                 int32_t ids[2];
                 double p_clean_r = 0;
                 if (wr[0] && avl_word_ids(d->tok, wr, ids) == AVL_OK)
-                    p_clean_r = avl_word_prob(r.clean.logits, r.clean.n, r.clean.V, ids, tp.first_step_only);
+                    p_clean_r = avl_word_prob(a_clean->logits, a_clean->n, a_clean->V, ids, tp.first_step_only);
                 json_object_set_new(o, "dominance", json_string(patch_video ? "audio" : "video"));
                 json_object_set_new(o, "site", json_string(c->site_name));
                 json_object_set_new(o, "corruption", json_string(c->corrupt_name));
@@ -369,8 +371,8 @@ static avl_status trace_one(void *user, const cli_ds *d, const avl_sample *smp, 
             json_t *e = json_object();
             json_object_set_new(e, "set", json_string(SET_NAME[c->kind[k]]));
             json_object_set_new(e, "n", c->kind[k] >= SET_SINK ? json_integer(c->n[k]) : json_null());
-            json_object_set_new(e, "layer_start", json_integer(tp.layer0));
-            json_object_set_new(e, "layer_end", json_integer(tp.layer1));
+            json_object_set_new(e, "layer_start", json_integer(l0));
+            json_object_set_new(e, "layer_end", json_integer(l1));
             json_object_set_new(e, "n_tokens", json_integer(r.n_patched));
             json_object_set_new(e, "restored", json_string(wrest));
             json_object_set_new(e, "p_rest_clean", num(r.p_rest_c));
@@ -403,7 +405,7 @@ done:
     json_decref(results);
     json_decref(skipped);
     avl_tokset_free(&base);
-    avl_run_free(run);
+    avl_tracer_free(tracer);
     avl_plan_free(plan);
     avl_phi_free(phi);
     avl_token_map_free(map);
@@ -412,7 +414,6 @@ done:
     if (c->corrupt == AVL_CORRUPT_MEAN) free(corr);
     else avl_free(corr);
     free(copy);
-    free(logits);
     cli_inputs_free(&in);
     return rc;
 }
@@ -427,7 +428,7 @@ int avl_cmd_trace(int argc, char **argv)
     const char *dims = NULL, *events = NULL, *analysis = NULL;
     double tau = -1;
     long long seed = 0;
-    enum { O_SETS = 1, O_SITE, O_WIN, O_CORR, O_STD, O_SEED, O_FORCE, O_TAU, O_DIMS, O_EVENTS, O_ANALYSIS };
+    enum { O_SETS = 1, O_SITE, O_WIN, O_CORR, O_STD, O_SEED, O_FORCE, O_TAU, O_DIMS, O_EVENTS, O_ANALYSIS, O_NAIVE };
     static const struct option opts[] = {CLI_DS_LONG_OPTIONS,
                                          {"sets", required_argument, 0, O_SETS},
                                          {"site", required_argument, 0, O_SITE},
@@ -440,6 +441,7 @@ int avl_cmd_trace(int argc, char **argv)
                                          {"analysis", required_argument, 0, O_ANALYSIS},
                                          {"tau", required_argument, 0, O_TAU},
                                          {"dims", required_argument, 0, O_DIMS},
+                                         {"naive", no_argument, 0, O_NAIVE},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     optind = 1;
@@ -481,6 +483,7 @@ int avl_cmd_trace(int argc, char **argv)
             if (end == optarg || *end || !(tau >= 0)) return cli_usage_error("trace", "--tau wants a number >= 0");
             break;
         case O_DIMS: dims = optarg; break;
+        case O_NAIVE: c.naive = true; break;
         default: {
             int t = cli_ds_option(&d, o, optarg);
             if (t == 1) return cli_usage_error("trace", "unknown option");
