@@ -102,19 +102,6 @@ void avl_gen_answer_clear(avl_gen_answer *a)
     memset(a, 0, sizeof *a);
 }
 
-typedef struct {
-    float *logits; /* (max_new_tokens, V) */
-    int64_t V, cap;
-    const avl_gen_params *user;
-} keep_logits;
-
-static void on_logits(void *u, int64_t step, float *logits, int64_t V)
-{
-    keep_logits *k = u;
-    if (step < k->cap) memcpy(k->logits + step * V, logits, (size_t)V * sizeof(float));
-    if (k->user->on_logits) k->user->on_logits(k->user->user, step, logits, V);
-}
-
 avl_status avl_gen_answer_run(const avl_model *m, const avl_tokenizer *tok, const float *embeds,
                                const avl_token_map *map, const avl_gen_params *gp, const avl_hooks *hooks,
                                avl_gen_answer *out)
@@ -123,11 +110,11 @@ avl_status avl_gen_answer_run(const avl_model *m, const avl_tokenizer *tok, cons
     avl_gen_params dp = avl_gen_default_params();
     if (!gp) gp = &dp;
     int64_t cap = gp->max_new_tokens > 0 ? gp->max_new_tokens : 1;
-    keep_logits k = {.V = m->V, .cap = cap, .user = gp};
+    avl__logits_keeper k = {.V = m->V, .cap = cap, .user = gp};
     k.logits = avl__malloc((size_t)(cap * m->V) * sizeof(float));
     if (!k.logits) return avl__err(AVL_E_NOMEM, "answer: cannot keep %lld steps of logits", (long long)cap);
     avl_gen_params g = *gp;
-    g.on_logits = on_logits;
+    g.on_logits = avl__keep_logits_cb;
     g.user = &k;
     avl_run *run = NULL;
     avl_status rc = avl_run_new(m, map->n + cap, &run);

@@ -79,19 +79,6 @@ static char *word_of(const avl_gen_answer *a)
     return w;
 }
 
-typedef struct {
-    float *logits; /* (cap, V) */
-    int64_t V, cap;
-    const avl_gen_params *user;
-} keep_logits;
-
-static void on_logits(void *u, int64_t step, float *logits, int64_t V)
-{
-    keep_logits *k = u;
-    if (step < k->cap) memcpy(k->logits + step * V, logits, (size_t)V * sizeof(float));
-    if (k->user->on_logits) k->user->on_logits(k->user->user, step, logits, V);
-}
-
 /* Generation on a run that holds the prefill, t->logits holding its last row's logits: the
  * same steps as avl_gen_answer_run after its prefill. */
 static avl_status answer_after_prefill(avl_tracer *t, avl_run *run, const avl_hooks *hooks, avl_gen_answer *out)
@@ -99,11 +86,11 @@ static avl_status answer_after_prefill(avl_tracer *t, avl_run *run, const avl_ho
     memset(out, 0, sizeof *out);
     const avl_gen_params *gp = &t->tp.gen;
     int64_t cap = gp->max_new_tokens > 0 ? gp->max_new_tokens : 1;
-    keep_logits k = {.V = t->m->V, .cap = cap, .user = gp};
+    avl__logits_keeper k = {.V = t->m->V, .cap = cap, .user = gp};
     k.logits = avl__malloc((size_t)(cap * t->m->V) * sizeof(float));
     if (!k.logits) return avl__err(AVL_E_NOMEM, "trace: cannot keep %lld steps of logits", (long long)cap);
     avl_gen_params g = *gp;
-    g.on_logits = on_logits;
+    g.on_logits = avl__keep_logits_cb;
     g.user = &k;
     avl_status rc = avl__generate_continue(run, t->logits, t->map, &g, hooks, &out->ids, &out->n);
     if (!rc) {

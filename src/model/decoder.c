@@ -275,40 +275,37 @@ static avl_status check_item(const avl_batch_item *it, int64_t k, const avl_mode
     return AVL_OK;
 }
 
+/* The rows of segment g that want logits: input rows [*lo, *hi) of its item (empty: lo >= hi). */
+static void wanted_rows(const segment *g, int64_t *lo, int64_t *hi)
+{
+    const avl_batch_item *it = g->it;
+    int64_t first = it->n - it->n_logits;
+    *lo = it->logits && it->n_logits > 0 ? (first > g->row0 ? first : g->row0) : 0;
+    *hi = it->logits && it->n_logits > 0 ? g->row0 + g->n : 0;
+}
+
 /* Logits of the rows of this chunk that want them. out_h (n, H) is the final-norm output; rows
- * of one item are contiguous, so each item's wanted rows are one block. Blocks of several items
- * that are small go through one product (the weights of lm_head are read once for a decode
- * step of a whole batch). */
+ * of one item are contiguous, so each segment's wanted rows are one block. Blocks of several
+ * items that are small go through one product (the weights of lm_head are read once for a
+ * decode step of a whole batch). */
 static avl_status chunk_logits(avl_run *s, const segment *sg, int64_t ns, float *out_h, float **tmp,
                                int64_t *tmp_rows)
 {
     const avl_model *m = s->m;
     const int64_t H = m->H, V = m->V;
-    /* compact: (item, first wanted input row, count, scratch row) blocks */
-    int64_t nb = 0, rows = 0;
-    typedef struct { avl_batch_item *it; int64_t row, n, off; } block;
-    block bl[64];
-    bool fits = true;
+    int64_t nb = 0, rows = 0, lo, hi;
     for (int64_t i = 0; i < ns; i++) {
-        avl_batch_item *it = sg[i].it;
-        if (!it->logits || it->n_logits == 0) continue;
-        int64_t first = it->n - it->n_logits;
-        int64_t lo = first > sg[i].row0 ? first : sg[i].row0, hi = sg[i].row0 + sg[i].n;
-        if (lo >= hi) continue;
-        if (nb == 64) { fits = false; break; }
-        bl[nb++] = (block){it, lo, hi - lo, sg[i].off + (lo - sg[i].row0)};
-        rows += hi - lo;
+        wanted_rows(&sg[i], &lo, &hi);
+        if (lo < hi) nb++, rows += hi - lo;
     }
     if (nb == 0) return AVL_OK;
-    if (nb == 1 || !fits || rows > 16) { /* one product per block, straight into each item's logits */
+    if (nb == 1 || rows > 16) { /* one product per block, straight into each item's logits */
         for (int64_t i = 0; i < ns; i++) {
-            avl_batch_item *it = sg[i].it;
-            if (!it->logits || it->n_logits == 0) continue;
-            int64_t first = it->n - it->n_logits;
-            int64_t lo = first > sg[i].row0 ? first : sg[i].row0, hi = sg[i].row0 + sg[i].n;
+            wanted_rows(&sg[i], &lo, &hi);
             if (lo >= hi) continue;
+            const avl_batch_item *it = sg[i].it;
             avl_status rc = avl__gemm(m->be, hi - lo, out_h + (sg[i].off + lo - sg[i].row0) * H, H, &m->lm_head,
-                                      NULL, it->logits + (lo - first) * V, V, false);
+                                      NULL, it->logits + (lo - (it->n - it->n_logits)) * V, V, false);
             if (rc) return rc;
         }
         return AVL_OK;
@@ -321,18 +318,22 @@ static avl_status chunk_logits(avl_run *s, const segment *sg, int64_t ns, float 
         *tmp_rows = rows;
     }
     int64_t at = 0;
-    for (int64_t b = 0; b < nb; b++) {
-        if (bl[b].off != at) memmove(out_h + at * H, out_h + bl[b].off * H, (size_t)(bl[b].n * H) * sizeof(float));
-        at += bl[b].n;
+    for (int64_t i = 0; i < ns; i++) {
+        wanted_rows(&sg[i], &lo, &hi);
+        if (lo >= hi) continue;
+        int64_t off = sg[i].off + lo - sg[i].row0;
+        if (off != at) memmove(out_h + at * H, out_h + off * H, (size_t)((hi - lo) * H) * sizeof(float));
+        at += hi - lo;
     }
     avl_status rc = avl__gemm(m->be, rows, out_h, H, &m->lm_head, NULL, *tmp, V, false);
     if (rc) return rc;
     at = 0;
-    for (int64_t b = 0; b < nb; b++) {
-        avl_batch_item *it = bl[b].it;
-        int64_t first = it->n - it->n_logits;
-        memcpy(it->logits + (bl[b].row - first) * V, *tmp + at * V, (size_t)(bl[b].n * V) * sizeof(float));
-        at += bl[b].n;
+    for (int64_t i = 0; i < ns; i++) {
+        wanted_rows(&sg[i], &lo, &hi);
+        if (lo >= hi) continue;
+        const avl_batch_item *it = sg[i].it;
+        memcpy(it->logits + (lo - (it->n - it->n_logits)) * V, *tmp + at * V, (size_t)((hi - lo) * V) * sizeof(float));
+        at += hi - lo;
     }
     return AVL_OK;
 }

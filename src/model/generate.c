@@ -155,3 +155,10 @@ done:
     avl__free(ids);
     return rc;
 }
+
+void avl__keep_logits_cb(void *keeper, int64_t step, float *logits, int64_t V)
+{
+    avl__logits_keeper *k = keeper;
+    if (step < k->cap) memcpy(k->logits + step * V, logits, (size_t)V * sizeof(float));
+    if (k->user->on_logits) k->user->on_logits(k->user->user, step, logits, V);
+}

@@ -63,6 +63,15 @@ avl_status avl__model_vec_f32(const avl_model *m, const char *name, int64_t n, f
  * last prefill row's logits on entry (scratch afterwards); the run holds exactly the prefill of
  * map (length map->n). Continues as avl_generate does after its prefill (same steps, same
  * arithmetic), so a prefill assembled another way (e.g. from copied caches) generates the same. */
+/* Keeps every generated step's logits (up to cap steps) in logits (cap, V) and passes them on
+ * to the caller's own on_logits, if any: set gen.on_logits = avl__keep_logits_cb and gen.user = &k. */
+typedef struct {
+    float *logits;
+    int64_t V, cap;
+    const avl_gen_params *user;
+} avl__logits_keeper;
+void avl__keep_logits_cb(void *keeper, int64_t step, float *logits, int64_t V);
+
 avl_status avl__generate_continue(avl_run *r, float *logits, const avl_token_map *map, const avl_gen_params *gp,
                                   const avl_hooks *hooks, int32_t **out, int64_t *n_out);
 

@@ -4,23 +4,7 @@
 # manifest route writes records `avlens chair --captions` reads, resumes and shards, and usage
 # errors exit 2 with one line.
 set -euo pipefail
-cli=${AVL_CLI:?}
-work=${AVL_TEST_WORK:?}
-rm -rf "$work" && mkdir -p "$work"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
-
-expect() {
-  local want=$1 sub=$2; shift 2
-  local got=0
-  "$@" >"$work/out" 2>"$work/err" || got=$?
-  if [ "$got" != "$want" ]; then bad "$* exited $got, wanted $want: $(cat "$work/err")"; return; fi
-  if ! grep -qF -- "$sub" "$work/err"; then bad "$*: stderr lacks '$sub': $(cat "$work/err")"; return; fi
-  if [ "$want" = 1 ] && [ "$(wc -l <"$work/err")" != 1 ]; then bad "$*: stderr is not one line: $(cat "$work/err")"; return; fi
-  ok
-}
+. "$AVL_SOURCE_DIR/tests/cli/lib.sh"
 
 "$cli" caption --help | grep -q -- "--gamma-base" && ok || bad "caption --help"
 "$cli" mkmodel --out "$work/m" --seed 2 >/dev/null
@@ -77,5 +61,4 @@ expect 2 "needs a value" "$cli" caption --model "$work/m" --video "$work/c.mp4" 
 expect 1 "no known sink dimensions" "$cli" caption --model "$work/m" --video "$work/c.mp4" --decode asd
 expect 1 "missing.mp4" "$cli" caption --model "$work/m" --video "$work/missing.mp4"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

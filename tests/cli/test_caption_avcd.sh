@@ -5,22 +5,7 @@
 # fork layer) give the same caption with and without the shared prefix; the new flags' errors.
 # Kept apart from test_caption.sh so that each stays within its time limit under the sanitizers.
 set -euo pipefail
-cli=${AVL_CLI:?}
-work=${AVL_TEST_WORK:?}
-rm -rf "$work" && mkdir -p "$work"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fail=$((fail + 1)); }
-
-expect() {
-  local want=$1 sub=$2; shift 2
-  local got=0
-  "$@" >"$work/out" 2>"$work/err" || got=$?
-  if [ "$got" != "$want" ]; then bad "$* exited $got, wanted $want: $(cat "$work/err")"; return; fi
-  if ! grep -qF -- "$sub" "$work/err"; then bad "$*: stderr lacks '$sub': $(cat "$work/err")"; return; fi
-  ok
-}
+. "$AVL_SOURCE_DIR/tests/cli/lib.sh"
 
 for f in avcd fmd --entropy-gate --fork-layers --merge-weight; do
   "$cli" caption --help | grep -q -- "$f" && ok || bad "caption --help lacks $f"
@@ -53,5 +38,4 @@ expect 2 "--merge-weight" "$cli" caption --model "$work/m" --video "$work/c.mp4"
 expect 2 "--entropy-gate" "$cli" caption --model "$work/m" --video "$work/c.mp4" --entropy-gate x
 expect 2 "--decode wants" "$cli" caption --model "$work/m" --video "$work/c.mp4" --decode fork
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish
