@@ -880,8 +880,9 @@ int main(int argc, char **argv)
            (long long)m->n_layers, t_pf, nn / t_pf, pf_layer, (pf_gemm_t - lm_t) / (double)m->n_layers, pf_rest);
     printf("  achieved %.1f GFLOP/s = %.0f%% of the raw GEMM rate; in-place GEMMs ran at %.1f GFLOP/s\n",
            fl_pf / t_pf * 1e-9, 100 * (fl_pf / t_pf) / raw_rate, (pf_gemm_f - lm_f) / (pf_gemm_t - lm_t) * 1e-9);
-    printf("  raw GEMM, same backend, layer 0's 7 weights at M=%lld (best of %d each, half before the prefill, half "
-           "after the decode): %.1f GFLOP/s\n", (long long)M, (prefill_only ? 1 : 2) * raw_reps, raw_rate * 1e-9);
+    printf("  raw GEMM, same backend, layer 0's 7 weights at M=%lld (best of %d each, %s): %.1f GFLOP/s\n", (long long)M,
+           (prefill_only ? 1 : 2) * raw_reps,
+           prefill_only ? "before the prefill" : "half before the prefill, half after the decode", raw_rate * 1e-9);
     printf("  EXTRAPOLATED %lld layers %9.1f s  = %.1f tokens/s (%.2f TFLOP)\n", (long long)L_full, t_pf_full,
            nn / t_pf_full, fl_pf_full * 1e-12);
 
@@ -908,8 +909,9 @@ int main(int argc, char **argv)
         printf("  ESTIMATED full %s: + %.2f GiB weights of the missing layers/blocks + %.2f GiB their KV cache = %.2f GiB\n",
                size, gib(extra_w), gib(extra_kv), gib(rss_full));
 
-    printf("\n== ESTIMATED full %s, this machine: audio %.1f s + vision %.1f s + prefill %.1f s; then %.2f s/token ==\n",
-           size, t_audio_full, t_vis_full, t_pf_full, dec_tok_full);
+    printf("\n== %s full %s, this machine: audio %.1f s + vision %.1f s + prefill %.1f s; then %.2f s/token%s ==\n",
+           full_depth && a_n == A_full && v_n == V_full ? "MEASURED" : "ESTIMATED", size, t_audio_full, t_vis_full,
+           t_pf_full, dec_tok_full, decode ? "" : " (no decode run)");
 
     free(e1);
     free(lacc);
