@@ -5,8 +5,10 @@
  *   1. writes (once; reused while the parameters match) a random-weight checkpoint with
  *      avl_mkmodel_write at the sizes of tests/data/config/qwen25-omni-<size>.json (hidden, FFN,
  *      heads, KV heads, vocabulary, audio and vision towers) but N decoder layers, N audio layers
- *      and N vision blocks (--layers N); the writer runs in a child process so that its buffers
- *      do not count in this process's peak RSS;
+ *      and N vision blocks (--layers N; at the real depth, --layers 28 for 7B, the towers get
+ *      their real 32 layers / blocks: the whole thinker, ~17.8 GB); the writer runs in a child
+ *      process (mkmodel streams: one tensor in memory at a time) so that it does not count in
+ *      this process's peak RSS;
  *   2. measures the memory read bandwidth (a plain read of 512 MiB, best of 5, in a child);
  *   3. builds the input: the checkpoint's tokenizer and chat template render a captioning prompt
  *      around one video with its audio (use_audio_in_video), T temporal grids of 24x24 patches
@@ -23,7 +25,10 @@
  *
  * usage: bench_thinker [--model-size 7b|3b] [--layers N (2)] [--tokens N (2000)] [--decode N (8)]
  *                      [--backend NAME (auto)] [--threads N] [--chunk N (512)] [--dir DIR]
- *                      [--config PATH] [--tokenizer PATH] [--raw-reps N (1 per pass)]
+ *                      [--config PATH] [--tokenizer PATH] [--raw-reps N (1 per pass)] [--prefill-only]
+ * --prefill-only: no decode, no separately timed full-attention vision block, one raw GEMM pass
+ * (before the prefill): what a full-depth run needs to measure the real peak RSS and prefill.
+ * The resident set (now and peak) is printed after loading, after each tower and after the prefill.
  * The checkpoint goes to DIR (default: <build>/bench/thinker-<size>-L<N>), about 3.3 GB for
  * 7B with 2 layers (the embeddings and lm_head alone are 2.2 GB). Delete it when done.
  * Built by bench/CMakeLists.txt (every bench_*.c); run build/bench/bench_thinker.
@@ -177,8 +182,11 @@ static int64_t real_full_blocks_below(const avl_vision_config *v, int64_t n, int
     return c;
 }
 
+/* At the real decoder depth (--layers 28 for 7B) the towers get their real depths too (32 audio
+ * layers, 32 vision blocks with the real full-attention blocks): the whole thinker. */
 static avl_mkmodel_params params_for(const avl_config *c, int64_t layers)
 {
+    const bool full = layers >= c->text.num_hidden_layers;
     avl_mkmodel_params p = avl_mkmodel_default_params();
     p.seed = 1;
     p.hidden = c->text.hidden_size;
@@ -188,13 +196,13 @@ static avl_mkmodel_params params_for(const avl_config *c, int64_t layers)
     p.ffn = c->text.intermediate_size;
     p.vocab = c->text.vocab_size;
     p.tie_word_embeddings = c->text.tie_word_embeddings;
-    p.audio_layers = layers;
+    p.audio_layers = full ? c->audio.encoder_layers : layers;
     p.audio_d = c->audio.d_model;
     p.audio_heads = c->audio.encoder_attention_heads;
     p.audio_ffn = c->audio.encoder_ffn_dim;
     p.mel_bins = c->audio.num_mel_bins;
     p.n_window = c->audio.n_window;
-    p.vision_depth = layers;
+    p.vision_depth = full ? c->vision.depth : layers;
     p.vision_hidden = c->vision.hidden_size;
     p.vision_heads = c->vision.num_heads;
     p.vision_ffn = c->vision.intermediate_size;
@@ -202,7 +210,7 @@ static avl_mkmodel_params params_for(const avl_config *c, int64_t layers)
     p.temporal_patch = c->vision.temporal_patch_size;
     p.merge = c->vision.spatial_merge_size;
     p.window = c->vision.window_size;
-    p.n_fullatt = (int)real_full_blocks_below(&c->vision, layers, p.fullatt);
+    p.n_fullatt = (int)real_full_blocks_below(&c->vision, p.vision_depth, p.fullatt);
     p.dtype = AVL_DTYPE_BF16;
     return p;
 }
@@ -218,6 +226,30 @@ static void stamp_text(const avl_mkmodel_params *p, char *buf, size_t len)
              (long long)p->mel_bins, (long long)p->n_window, (long long)p->vision_depth, (long long)p->vision_hidden,
              (long long)p->vision_heads, (long long)p->vision_ffn, (long long)p->patch, (long long)p->temporal_patch,
              (long long)p->merge, (long long)p->window, p->n_fullatt);
+}
+
+/* Prints the size of the checkpoint's files. */
+static void system_du(const char *dir)
+{
+    char cmd[4300];
+    snprintf(cmd, sizeof cmd, "du -b '%s'/*.safetensors* | sed 's/^/checkpoint file: /'", dir);
+    if (system(cmd) != 0) printf("checkpoint: du failed\n");
+}
+
+/* Resident set now (from /proc/self/statm) and peak so far (ru_maxrss), in GiB. */
+static void print_rss(const char *when)
+{
+    double cur = -1;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        long size, res;
+        if (fscanf(f, "%ld %ld", &size, &res) == 2) cur = (double)res * (double)sysconf(_SC_PAGESIZE);
+        fclose(f);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("rss: %s: now %.2f GiB, peak so far %.2f GiB\n", when, cur / 1073741824.0,
+           (double)ru.ru_maxrss * 1024.0 / 1073741824.0);
 }
 
 static void ensure_checkpoint(const avl_mkmodel_params *p, const char *dir, double bytes)
@@ -245,14 +277,11 @@ static void ensure_checkpoint(const avl_mkmodel_params *p, const char *dir, doub
             exit(1);
         }
     }
-    long pages = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-    if (pages > 0 && psz > 0 && (double)pages * (double)psz < 1.2 * bytes)
-        fprintf(stderr, "bench_thinker: warning: the writer holds the whole checkpoint (%.1f GB) in memory; "
-                        "%.1f GB free\n", bytes / 1e9, (double)pages * (double)psz / 1e9);
     printf("checkpoint: writing %.2f GB of random bf16 weights to %s (child process) ...\n", bytes / 1e9, dir);
     fflush(stdout);
     double t0 = now();
     pid_t pid = fork();
+    /* (mkmodel streams: the child holds one tensor at a time, ~3.3 GB for the 7B embedding) */
     if (pid == 0) {
         if (avl_mkmodel_write(p, dir)) {
             fprintf(stderr, "bench_thinker: mkmodel: %s\n", avl_last_error());
@@ -268,6 +297,7 @@ static void ensure_checkpoint(const avl_mkmodel_params *p, const char *dir, doub
         exit(1);
     }
     printf("checkpoint: written in %.1f s\n", now() - t0);
+    system_du(dir);
 }
 
 /* ---- the input sequence ---- */
@@ -457,12 +487,18 @@ int main(int argc, char **argv)
     const char *size = "7b", *backend = "auto", *dir = NULL, *config = NULL, *tok_path = NULL;
     int64_t layers = 2, target = 2000, decode = 8, chunk = 512;
     int threads = 0, raw_reps = 1;
+    bool prefill_only = false;
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--prefill-only")) { /* a flag: no value */
+            prefill_only = true;
+            i--;
+            continue;
+        }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: bench_thinker [--model-size 7b|3b] [--layers N] [--tokens N] [--decode N] [--backend NAME]\n"
                    "                     [--threads N] [--chunk N] [--dir DIR] [--config PATH] [--tokenizer PATH]\n"
-                   "                     [--raw-reps N]\n");
+                   "                     [--raw-reps N] [--prefill-only]\n");
             return 0;
         }
         if (!v) {
@@ -493,6 +529,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_thinker: --layers >= 1, --tokens >= 64, --decode >= 0, --chunk >= 1, --raw-reps >= 1\n");
         return 2;
     }
+    if (prefill_only) decode = 0;
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines show up when redirected to a file */
     setenv("OMP_WAIT_POLICY", "passive", 0); /* busy-waiting threads slow a shared machine */
 
@@ -509,8 +546,10 @@ int main(int argc, char **argv)
     if (avl_config_load(config, &real)) die(config);
     const int64_t L_full = real.text.num_hidden_layers, A_full = real.audio.encoder_layers, V_full = real.vision.depth;
     if (layers > L_full) layers = L_full;
+    const bool full_depth = layers == L_full;
 
     avl_mkmodel_params p = params_for(&real, layers);
+    const int64_t a_n = p.audio_layers, v_n = p.vision_depth; /* the towers' depths in the checkpoint */
     avl_config red;
     if (avl_mkmodel_config(&p, &red)) die("mkmodel config");
     int64_t cnt_real[AVL_PART_COUNT], cnt_red[AVL_PART_COUNT];
@@ -526,8 +565,9 @@ int main(int argc, char **argv)
     }
     printf("bench_thinker: Qwen2.5-Omni-%s sizes from %s, %lld of %lld decoder layers, %lld of %lld audio layers, "
            "%lld of %lld vision blocks\n",
-           size, config, (long long)layers, (long long)L_full, (long long)layers, (long long)A_full, (long long)layers,
+           size, config, (long long)layers, (long long)L_full, (long long)a_n, (long long)A_full, (long long)v_n,
            (long long)V_full);
+    if (prefill_only) printf("prefill only: no separate full-attention block, no decode, one raw GEMM pass\n");
     printf("load average at start: %s\n", load);
     ensure_checkpoint(&p, dir, params_red * 2.0);
 
@@ -567,6 +607,7 @@ int main(int argc, char **argv)
     (void)sink;
     printf("weights: first touch of %.2f GB of mapped weights (all but the embedding) %.2f s\n", touched * 1e-9,
            now() - t0);
+    print_rss("after loading and touching the weights");
 
     /* ---- tokenizer and sequence ---- */
     seq_timing st = {0};
@@ -636,8 +677,10 @@ int main(int argc, char **argv)
     if (avl__audio_encoder_forward_observed(m, m->audio, feat, frames, frames, aud_rows, stage_tick, &sc))
         die("audio encoder");
     double t_audio = now() - t0, a_layers = 0;
-    for (int64_t l = 1; l <= layers; l++) a_layers += sc.acc[l];
-    double a_layer = a_layers / (double)layers, a_fixed = t_audio - a_layers;
+    for (int64_t l = 1; l <= a_n; l++) a_layers += sc.acc[l];
+    double a_layer = a_layers / (double)a_n, a_fixed = t_audio - a_layers;
+    printf("audio tower: %.1f s\n", t_audio);
+    print_rss("after the audio tower");
     double t_audio_full = a_fixed + (double)A_full * a_layer;
 
     /* ---- vision tower: the reduced depth, then one full-attention block ---- */
@@ -647,16 +690,18 @@ int main(int argc, char **argv)
     t0 = now();
     if (avl__vision_encoder_forward(m, m->vision, px, g3, vid_rows)) die("vision encoder");
     double t_vis = now() - t0;
+    printf("vision tower: %.1f s\n", t_vis);
+    print_rss("after the vision tower");
     const int64_t vD = m->cfg.vision.hidden_size, unitD = vD * m->cfg.vision.spatial_merge_size *
                                                            m->cfg.vision.spatial_merge_size;
     double gt_stem, gf_stem, gt_merge, gf_merge;
     gemm_sum(PH_VISION, 0, kp, &gt_stem, &gf_stem);
     gemm_sum(PH_VISION, 0, unitD, &gt_merge, &gf_merge);
     int64_t full_idx[AVL_CONFIG_MAX_FULLATT];
-    const int64_t nfull_red = real_full_blocks_below(&real.vision, layers, full_idx);
+    const int64_t nfull_red = real_full_blocks_below(&real.vision, v_n, full_idx);
     const int64_t nfull_real = real.vision.n_fullatt;
     double t_vfull_block = -1;
-    if (nfull_real > 0) {
+    if (nfull_real > 0 && !prefill_only) {
         avl_vision_config saved = m->cfg.vision;
         m->cfg.vision.depth = 1;
         m->cfg.vision.n_fullatt = 1;
@@ -678,9 +723,9 @@ int main(int argc, char **argv)
         avl__vision_encoder_free(ef);
     }
     double v_fixed = gt_stem + gt_merge, v_blocks = t_vis - v_fixed;
-    double v_win_block = (nfull_red > 0 && t_vfull_block > 0 && layers > nfull_red)
-                             ? (v_blocks - (double)nfull_red * t_vfull_block) / (double)(layers - nfull_red)
-                             : v_blocks / (double)layers;
+    double v_win_block = (nfull_red > 0 && t_vfull_block > 0 && v_n > nfull_red)
+                             ? (v_blocks - (double)nfull_red * t_vfull_block) / (double)(v_n - nfull_red)
+                             : v_blocks / (double)v_n;
     double t_vis_full = v_fixed + (double)(V_full - nfull_real) * v_win_block +
                         (double)nfull_real * (t_vfull_block > 0 ? t_vfull_block : v_win_block);
 
@@ -714,6 +759,8 @@ int main(int argc, char **argv)
     t0 = now();
     if (avl_run_forward(r, embeds, map->pos, n, n, &hk, logits, 1)) die("prefill");
     double t_pf = now() - t0, pf_layers = 0;
+    printf("prefill: %.1f s = %.2f tokens/s\n", t_pf, (double)n / t_pf);
+    print_rss("after the prefill");
     for (int64_t l = 0; l < m->n_layers; l++) pf_layers += lacc[l];
     double pf_layer = pf_layers / (double)m->n_layers, pf_rest = t_pf - pf_layers;
     double pf_gemm_t, pf_gemm_f, lm_t, lm_f;
@@ -763,8 +810,10 @@ int main(int argc, char **argv)
     const double bytes_tok_full = (double)L_full * (layer_w + kv_read) + lm_bytes + 2.0 * H;
 
     /* ---- raw GEMM, second pass (the first ran before the prefill) ---- */
-    printf("running: raw GEMM, pass 2 ...\n");
-    raw_pass(m, n, raw_reps, raw_best);
+    if (!prefill_only) {
+        printf("running: raw GEMM, pass 2 ...\n");
+        raw_pass(m, n, raw_reps, raw_best);
+    }
     double raw_t = 0, raw_f = 0;
     for (int w = 0; w < 7; w++) raw_t += raw_best[w];
     raw_f = raw_flops(m, n);
@@ -803,7 +852,7 @@ int main(int argc, char **argv)
     printf("\n== audio tower: %lld mel frames -> %lld tokens ==\n", (long long)frames, (long long)n_aud);
     printf("  measured (%lld layers)   %9.1f ms  (conv stem %.1f, per layer %.1f, pooling+proj %.1f; GEMM %.0f%% of "
            "the time at %.1f GFLOP/s)\n",
-           (long long)layers, t_audio * 1e3, sc.acc[0] * 1e3, a_layer * 1e3, (a_fixed - sc.acc[0]) * 1e3,
+           (long long)a_n, t_audio * 1e3, sc.acc[0] * 1e3, a_layer * 1e3, (a_fixed - sc.acc[0]) * 1e3,
            100 * ag_t / t_audio, ag_f / ag_t * 1e-9);
     printf("  EXTRAPOLATED %lld layers %9.1f ms  (stem + proj + %lld x per layer)\n", (long long)A_full,
            t_audio_full * 1e3, (long long)A_full);
@@ -814,8 +863,8 @@ int main(int argc, char **argv)
            (long long)n_patch, (long long)n_vid);
     printf("  measured (%lld blocks, %lld full-attention) %9.1f ms  (patch embed %.1f, merger GEMMs %.1f, per block "
            "%.1f; GEMM %.0f%% at %.1f GFLOP/s)\n",
-           (long long)layers, (long long)nfull_red, t_vis * 1e3, gt_stem * 1e3, gt_merge * 1e3,
-           v_blocks / (double)layers * 1e3, 100 * vg_t / t_vis, vg_f / vg_t * 1e-9);
+           (long long)v_n, (long long)nfull_red, t_vis * 1e3, gt_stem * 1e3, gt_merge * 1e3,
+           v_blocks / (double)v_n * 1e3, 100 * vg_t / t_vis, vg_f / vg_t * 1e-9);
     if (t_vfull_block > 0)
         printf("  one full-attention block (measured separately) %.1f ms; window block %.1f ms\n", t_vfull_block * 1e3,
                v_win_block * 1e3);
@@ -831,8 +880,9 @@ int main(int argc, char **argv)
            (long long)m->n_layers, t_pf, nn / t_pf, pf_layer, (pf_gemm_t - lm_t) / (double)m->n_layers, pf_rest);
     printf("  achieved %.1f GFLOP/s = %.0f%% of the raw GEMM rate; in-place GEMMs ran at %.1f GFLOP/s\n",
            fl_pf / t_pf * 1e-9, 100 * (fl_pf / t_pf) / raw_rate, (pf_gemm_f - lm_f) / (pf_gemm_t - lm_t) * 1e-9);
-    printf("  raw GEMM, same backend, layer 0's 7 weights at M=%lld (best of %d each, half before the prefill, half "
-           "after the decode): %.1f GFLOP/s\n", (long long)M, 2 * raw_reps, raw_rate * 1e-9);
+    printf("  raw GEMM, same backend, layer 0's 7 weights at M=%lld (best of %d each, %s): %.1f GFLOP/s\n", (long long)M,
+           (prefill_only ? 1 : 2) * raw_reps,
+           prefill_only ? "before the prefill" : "half before the prefill, half after the decode", raw_rate * 1e-9);
     printf("  EXTRAPOLATED %lld layers %9.1f s  = %.1f tokens/s (%.2f TFLOP)\n", (long long)L_full, t_pf_full,
            nn / t_pf_full, fl_pf_full * 1e-12);
 
@@ -852,11 +902,16 @@ int main(int argc, char **argv)
 
     printf("\n== memory ==\n");
     printf("  peak RSS measured (ru_maxrss)  %.2f GiB (checkpoint %.2f GB bf16, mmap'd)\n", gib(rss), params_red * 2e-9);
-    printf("  ESTIMATED full %s: + %.2f GiB weights of the missing layers/blocks + %.2f GiB their KV cache = %.2f GiB\n",
-           size, gib(extra_w), gib(extra_kv), gib(rss_full));
+    if (full_depth && a_n == A_full && v_n == V_full)
+        printf("  this is the full %s thinker: peak RSS MEASURED %.2f GiB (%lld positions + %lld decode steps)\n", size,
+               gib(rss), (long long)n, (long long)decode);
+    else
+        printf("  ESTIMATED full %s: + %.2f GiB weights of the missing layers/blocks + %.2f GiB their KV cache = %.2f GiB\n",
+               size, gib(extra_w), gib(extra_kv), gib(rss_full));
 
-    printf("\n== ESTIMATED full %s, this machine: audio %.1f s + vision %.1f s + prefill %.1f s; then %.2f s/token ==\n",
-           size, t_audio_full, t_vis_full, t_pf_full, dec_tok_full);
+    printf("\n== %s full %s, this machine: audio %.1f s + vision %.1f s + prefill %.1f s; then %.2f s/token%s ==\n",
+           full_depth && a_n == A_full && v_n == V_full ? "MEASURED" : "ESTIMATED", size, t_audio_full, t_vis_full,
+           t_pf_full, dec_tok_full, decode ? "" : " (no decode run)");
 
     free(e1);
     free(lacc);

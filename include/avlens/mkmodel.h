@@ -12,6 +12,8 @@
  * chat_template.json, added_tokens.json, special_tokens_map.json): the 256 byte symbols, merges
  * learned deterministically from an embedded English text, then Qwen2.5-Omni's special tokens;
  * the config's token ids point at them. Same parameters -> byte-identical files.
+ * Weights are made and written one tensor at a time (the streaming safetensors writer), so the
+ * memory needed is one tensor, not the checkpoint: real-size (7B) checkpoints can be written.
  */
 #ifndef AVLENS_MKMODEL_H
 #define AVLENS_MKMODEL_H

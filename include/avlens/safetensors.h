@@ -98,7 +98,8 @@ bool avl_st_has(const avl_st_set *s, const char *name);
 /* ---- writing ---- */
 typedef struct avl_st_writer avl_st_writer;
 
-/* Collects tensors, then writes one file. Data is copied at add time. */
+/* Collects tensors, then writes one file. Data is copied at add time (see avl_st_stream_* below
+ * to write without holding every tensor in memory). */
 avl_status avl_st_writer_new(avl_st_writer **out);
 avl_status avl_st_writer_add(avl_st_writer *w, const char *name, avl_dtype dtype, int ndim,
                              const int64_t *shape, const void *data);
@@ -113,6 +114,52 @@ avl_status avl_st_writer_save(avl_st_writer *w, const char *path);
  * n = 1 still writes the index form. */
 avl_status avl_st_writer_save_sharded(avl_st_writer *w, const char *dir, size_t max_shard_bytes);
 void avl_st_writer_free(avl_st_writer *w);
+
+/* ---- writing as a stream: one tensor in memory at a time ----
+ *
+ *   avl_st_stream *s;
+ *   avl_st_stream_new(&s);
+ *   avl_st_stream_set_metadata(s, "format", "pt");
+ *   for (i = 0; i < n; i++) avl_st_stream_declare(s, name[i], AVL_DTYPE_BF16, 2, shape[i]);
+ *   rc = avl_st_stream_begin(s, "model.safetensors");    // or _begin_sharded(s, dir, limit)
+ *   for (int64_t i; !rc && (i = avl_st_stream_next(s)) >= 0;)
+ *       rc = avl_st_stream_write(s, name[i], bytes_of(i), nbytes[i]);   // make, write, free
+ *   if (!rc) rc = avl_st_stream_finish(s);
+ *   avl_st_stream_free(s);                                // removes an unfinished .tmp file
+ *
+ * Declaring every tensor first fixes each file's header (offsets included), so the header is
+ * written at begin and the data follow tensor by tensor, in header order: the reference layout
+ * order (dtype alignment descending, then name) within a file, shard after shard. The files are
+ * byte for byte those avl_st_writer_save / _save_sharded write for the same tensors (the
+ * in-memory writer is a layer over this one). Each file is written as <file>.tmp and renamed
+ * when its last tensor is in; the index is written by finish. Errors name the file: a tensor out
+ * of order or not declared, a wrong byte count (AVL_E_ARG, nothing written, the stream stays
+ * usable), an unwritable path or a failed write (AVL_E_IO; the .tmp file is removed and later
+ * writes fail). After finish (or abort) the stream may declare more and begin again. */
+typedef struct avl_st_stream avl_st_stream;
+
+avl_status avl_st_stream_new(avl_st_stream **out);
+/* The same checks and messages as avl_st_writer_add; only before begin. */
+avl_status avl_st_stream_declare(avl_st_stream *s, const char *name, avl_dtype dtype, int ndim,
+                                 const int64_t *shape);
+avl_status avl_st_stream_set_metadata(avl_st_stream *s, const char *key, const char *value);
+/* Tensors declared so far. */
+int64_t avl_st_stream_count(const avl_st_stream *s);
+/* The name of declaration i (0-based, declaration order), or NULL when out of range. */
+const char *avl_st_stream_name(const avl_st_stream *s, int64_t i);
+/* Plans one file at path, opens path.tmp and writes the header. */
+avl_status avl_st_stream_begin(avl_st_stream *s, const char *path);
+/* Plans the shards as avl_st_writer_save_sharded does (dir created if missing), opens the first. */
+avl_status avl_st_stream_begin_sharded(avl_st_stream *s, const char *dir, size_t max_shard_bytes);
+/* Declaration index of the tensor to write next; -1 when all are written (or not begun). */
+int64_t avl_st_stream_next(const avl_st_stream *s);
+/* Writes the next tensor's bytes: name must be the expected one, nbytes its exact size. */
+avl_status avl_st_stream_write(avl_st_stream *s, const char *name, const void *data, size_t nbytes);
+/* Checks that every tensor was written and writes model.safetensors.index.json (sharded). */
+avl_status avl_st_stream_finish(avl_st_stream *s);
+/* Abandons the file(s) being written (the open .tmp is removed); declarations are kept. */
+void avl_st_stream_abort(avl_st_stream *s);
+void avl_st_stream_free(avl_st_stream *s);
 
 /* ---- numbers ---- */
 /* Converts n elements of a float dtype (F32, F16, BF16) to fp32. */

@@ -2,7 +2,9 @@
  *
  * The tensor list is avl_thinker_tensor_specs() of the config, so a written checkpoint always
  * verifies; each tensor's values come from its own RNG stream seeded by (seed, tensor name),
- * so changing one component's size leaves the other components' weights unchanged.
+ * so changing one component's size leaves the other components' weights unchanged. Weights are
+ * written through the streaming safetensors writer, one tensor in memory at a time, so a
+ * full-size (7B, ~17 GB) checkpoint can be written on a machine with less memory than that.
  * preprocessor_config.json carries the WhisperFeatureExtractor and Qwen2VLImageProcessor fields
  * of Qwen2.5-Omni's published file (docs/checkpoint.md).
  */
@@ -268,7 +270,7 @@ static size_t shard_limit(const avl_tensor_spec *specs, int64_t n, const avl_mkm
     if (lo < 1) lo = 1;
     if (!bytes) return lo; /* still a valid (if less balanced) answer */
     int64_t m = 0;
-    for (int64_t i = 0; i < n; i++) /* the order write_weights adds them */
+    for (int64_t i = 0; i < n; i++) /* the order write_weights declares them */
         if (!(specs[i].part == AVL_PART_LM_HEAD && specs[i].optional))
             bytes[m++] = (size_t)specs[i].numel * avl_dtype_size(p->dtype);
     while (lo < hi) {
@@ -280,24 +282,49 @@ static size_t shard_limit(const avl_tensor_spec *specs, int64_t n, const avl_mkm
     return lo;
 }
 
-static avl_status write_weights(const avl_mkmodel_params *p, const avl_config *c, const avl__tiny_tok *tok, const char *dir)
+/* Declares every stored tensor to a streaming writer, then makes, converts, writes and frees
+ * them one at a time in the order the files need them: peak memory is one tensor (its fp32
+ * values and its stored bytes), whatever the checkpoint's size. */
+static avl_status write_weights(const avl_mkmodel_params *p, const avl_config *c, const avl__tiny_tok *tok,
+                                const char *dir)
 {
     avl_tensor_spec *specs = NULL;
     int64_t n = 0;
-    avl_st_writer *w = NULL;
+    avl_st_stream *w = NULL;
+    int64_t *spec_of = NULL; /* (n,) declaration index -> spec index */
     float *x = NULL;
     void *y = NULL;
     char *path = NULL;
     avl_status rc = avl_thinker_tensor_specs(c, &specs, &n);
     if (rc) return rc;
-    if ((rc = avl_st_writer_new(&w))) goto done;
-    if ((rc = avl_st_writer_set_metadata(w, "format", "pt"))) goto done;
+    if ((rc = avl_st_stream_new(&w))) goto done;
+    if ((rc = avl_st_stream_set_metadata(w, "format", "pt"))) goto done;
+    if (!(spec_of = avl__malloc((size_t)(n ? n : 1) * sizeof *spec_of))) {
+        rc = avl__err(AVL_E_NOMEM, "mkmodel: out of memory");
+        goto done;
+    }
     size_t total = 0;
     for (int64_t i = 0; i < n; i++) {
         const avl_tensor_spec *s = &specs[i];
         if (s->part == AVL_PART_LM_HEAD && s->optional) continue; /* tied: not stored */
+        spec_of[avl_st_stream_count(w)] = i;
+        if ((rc = avl_st_stream_declare(w, s->name, p->dtype, s->ndim, s->shape))) goto done;
+        total += (size_t)s->numel * avl_dtype_size(p->dtype);
+    }
+    if (p->shards <= 0) {
+        if (!(path = avl__path_join(dir, "model.safetensors"))) {
+            rc = avl__err(AVL_E_NOMEM, "mkmodel: out of memory");
+            goto done;
+        }
+        rc = avl_st_stream_begin(w, path);
+    } else {
+        rc = avl_st_stream_begin_sharded(w, dir, shard_limit(specs, n, p, total));
+    }
+    for (int64_t k; !rc && (k = avl_st_stream_next(w)) >= 0;) {
+        const avl_tensor_spec *s = &specs[spec_of[k]];
+        const size_t nbytes = (size_t)s->numel * avl_dtype_size(p->dtype);
         x = avl__malloc((size_t)s->numel * sizeof *x);
-        y = avl__malloc((size_t)s->numel * avl_dtype_size(p->dtype));
+        y = avl__malloc(nbytes);
         if (!x || !y) {
             rc = avl__err(AVL_E_NOMEM, "mkmodel: out of memory for '%s'", s->name);
             goto done;
@@ -313,27 +340,19 @@ static avl_status write_weights(const avl_mkmodel_params *p, const avl_config *c
                 b[2 * j + 1] = (uint8_t)(h >> 8);
             }
         }
-        if ((rc = avl_st_writer_add(w, s->name, p->dtype, s->ndim, s->shape, y))) goto done;
-        total += (size_t)s->numel * avl_dtype_size(p->dtype);
+        rc = avl_st_stream_write(w, s->name, y, nbytes);
         avl__free(x);
         avl__free(y);
         x = NULL;
         y = NULL;
     }
-    if (p->shards <= 0) {
-        if (!(path = avl__path_join(dir, "model.safetensors"))) {
-            rc = avl__err(AVL_E_NOMEM, "mkmodel: out of memory");
-            goto done;
-        }
-        rc = avl_st_writer_save(w, path);
-    } else {
-        rc = avl_st_writer_save_sharded(w, dir, shard_limit(specs, n, p, total));
-    }
+    if (!rc) rc = avl_st_stream_finish(w);
 done:
     avl__free(path);
     avl__free(x);
     avl__free(y);
-    avl_st_writer_free(w);
+    avl__free(spec_of);
+    avl_st_stream_free(w);
     avl_tensor_specs_free(specs);
     return rc;
 }
