@@ -32,7 +32,7 @@ for f in d/model/config.json d/model/model.safetensors d/classify.json d/caption
   d/chair/chair.csv d/trace_table_1.csv d/clips/faint_tone_red_square.mp4 d/clips/faint_tone_red_square.mask0.ppm; do
   [ -s "$f" ] || fail "missing $f"
 done
-for a in dominance trace trace.windows sinks mds caption.vanilla caption.asd caption.reverse-asd caption.pai caption.vcd; do
+for a in dominance trace trace.windows sinks mds caption.vanilla caption.asd caption.reverse-asd caption.pai caption.vcd caption.avcd caption.fmd; do
   [ "$(grep -c '"status":"ok"' "d/runs/$a/shard-0-of-1.jsonl")" -eq 2 ] || fail "$a: want 2 ok records"
 done
 ok

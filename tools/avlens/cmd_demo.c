@@ -39,7 +39,7 @@ static const char *USAGE =
 
 /* The decoding methods the demo captions with, in the order of the CHAIR table. */
 static const char *const METHODS[] = {
-    "vanilla", "asd", "reverse-asd", "pai", "vcd",
+    "vanilla", "asd", "reverse-asd", "pai", "vcd", "avcd", "fmd",
 };
 #define N_METHODS ((int)(sizeof METHODS / sizeof METHODS[0]))
 
