@@ -291,6 +291,31 @@ avl_status avl_trace_run(const avl_model *m, const avl_tokenizer *tok, const avl
                          const avl_trace_params *tp, avl_trace_result *out);
 void avl_trace_result_clear(avl_trace_result *r);
 
+/* ---- bottom-up per-token sweep (src/analysis/sweep.c; App. B.1.1, Tab. 6-7) ---- */
+
+/* One token's restored run: that token alone patched. */
+typedef struct {
+    int64_t pos;
+    double ie_clean, ie_corr;
+    double p_rest_c, p_rest_r;
+    int64_t n_computed;
+} avl_sweep_token;
+
+/* Called after each token's run (done of total); may be NULL. */
+typedef void (*avl_sweep_progress)(void *user, int64_t done, int64_t total);
+
+/* One restored run per position of tokens (each inside the tracer's patchable set), patching
+ * that position alone in layers [layer0, layer1): out[i] (tokens->n of them) for tokens->pos[i].
+ * With every layer and the before-attention site each run computes only the positions after
+ * the token (the tracer's shortcuts), so a sweep over M tokens costs about M / 2 prefills of
+ * the tail. */
+avl_status avl_tracer_sweep(avl_tracer *t, const avl_tokset *tokens, int layer0, int layer1, avl_sweep_progress progress,
+                            void *user, avl_sweep_token *out);
+
+/* order (n) gets the indices of ie (n values) by decreasing effect: descending ie, ties by
+ * descending tie (may be NULL), then ascending index; NaN last. */
+avl_status avl_sweep_rank(const double *ie, const double *tie, int64_t n, int64_t *order);
+
 #ifdef __cplusplus
 }
 #endif

@@ -236,9 +236,85 @@ static void test_shortcuts_equal_naive(void **state)
     avl_model_free(ref);
 }
 
+/* The bottom-up sweep (App. B.1.1): every video token restored alone; the carrier V* ranks
+ * first with IE near 1, every other token near 0; each run equals the single-token trace. */
+static int64_t PROGRESS_DONE, PROGRESS_TOTAL;
+
+static void on_progress(void *user, int64_t done, int64_t total)
+{
+    (void)user;
+    assert_int_equal(done, PROGRESS_DONE + 1);
+    PROGRESS_DONE = done;
+    PROGRESS_TOTAL = total;
+}
+
+static void test_sweep_ranks_the_carrier_first(void **state)
+{
+    (void)state;
+    avl_tokset video;
+    assert_int_equal(avl_tokset_of_kind(MAP, AVL_TOK_VIDEO, &video), AVL_OK);
+    assert_true(video.n >= 8);
+    avl_trace_params tp = avl_trace_default_params(M);
+    tp.gen.max_new_tokens = 1;
+    avl_tracer *t;
+    assert_int_equal(avl_tracer_new(M, TOK, MAP, CLEAN, CORR, &video, &tp, NULL, &t), AVL_OK);
+    avl_sweep_token *sw = calloc((size_t)video.n, sizeof *sw);
+    PROGRESS_DONE = 0;
+    assert_int_equal(avl_tracer_sweep(t, &video, 0, NL, on_progress, NULL, sw), AVL_OK);
+    assert_int_equal(PROGRESS_DONE, video.n);
+    assert_int_equal(PROGRESS_TOTAL, video.n);
+    double *ie = malloc((size_t)video.n * sizeof *ie), *ic = malloc((size_t)video.n * sizeof *ic);
+    int64_t *order = malloc((size_t)video.n * sizeof *order);
+    for (int64_t i = 0; i < video.n; i++) {
+        assert_int_equal(sw[i].pos, video.pos[i]);
+        ie[i] = sw[i].ie_clean;
+        ic[i] = sw[i].ie_corr;
+    }
+    assert_int_equal(avl_sweep_rank(ie, ic, video.n, order), AVL_OK);
+    assert_int_equal(sw[order[0]].pos, VSTAR);
+    if (!(sw[order[0]].ie_clean > 0.8 && sw[order[0]].ie_corr > 0.8))
+        fail_msg("carrier IE_clean %g IE_corr %g", sw[order[0]].ie_clean, sw[order[0]].ie_corr);
+    for (int64_t r = 1; r < video.n; r++)
+        if (!(fabs(sw[order[r]].ie_clean) < 0.05 && fabs(sw[order[r]].ie_corr) < 0.05))
+            fail_msg("token %lld: IE_clean %g IE_corr %g", (long long)sw[order[r]].pos, sw[order[r]].ie_clean,
+                     sw[order[r]].ie_corr);
+    /* the sweep's run of V* is the single-token trace */
+    avl_trace_result one;
+    trace(VSTAR, &one);
+    for (int64_t i = 0; i < video.n; i++)
+        if (sw[i].pos == VSTAR) assert_true(fabs(sw[i].ie_clean - one.ie_clean) < 1e-6);
+    avl_trace_result_clear(&one);
+    /* a token outside the patchable set is an error naming the sweep */
+    int64_t text = 0;
+    avl_tokset bad = {.pos = &text, .n = 1};
+    AVL_EXPECT_ERROR(avl_tracer_sweep(t, &bad, 0, NL, NULL, NULL, sw), AVL_E_ARG, "sweep");
+    free(ie);
+    free(ic);
+    free(order);
+    free(sw);
+    avl_tracer_free(t);
+    avl_tokset_free(&video);
+}
+
+/* ranking: descending, ties by the second key, then by index; NaN last */
+static void test_sweep_rank_order(void **state)
+{
+    (void)state;
+    double ie[6] = {0.1, NAN, 0.5, 0.1, 0.1, -0.2}, tie[6] = {0.0, 1.0, 0.0, 0.3, 0.0, 0.0};
+    int64_t order[6];
+    assert_int_equal(avl_sweep_rank(ie, tie, 6, order), AVL_OK);
+    const int64_t want[6] = {2, 3, 0, 4, 5, 1};
+    for (int i = 0; i < 6; i++) assert_int_equal(order[i], want[i]);
+    assert_int_equal(avl_sweep_rank(ie, NULL, 6, order), AVL_OK);
+    const int64_t want2[6] = {2, 0, 3, 4, 5, 1};
+    for (int i = 0; i < 6; i++) assert_int_equal(order[i], want2[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_restore_the_carrier), cmocka_unit_test(test_restore_a_bystander),
-                                       cmocka_unit_test(test_shortcuts_equal_naive)};
+                                       cmocka_unit_test(test_shortcuts_equal_naive),
+                                       cmocka_unit_test(test_sweep_ranks_the_carrier_first),
+                                       cmocka_unit_test(test_sweep_rank_order)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }
