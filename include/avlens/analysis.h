@@ -306,11 +306,15 @@ typedef void (*avl_sweep_progress)(void *user, int64_t done, int64_t total);
 
 /* One restored run per position of tokens (each inside the tracer's patchable set), patching
  * that position alone in layers [layer0, layer1): out[i] (tokens->n of them) for tokens->pos[i].
- * With every layer and the before-attention site each run computes only the positions after
- * the token (the tracer's shortcuts), so a sweep over M tokens costs about M / 2 prefills of
- * the tail. */
-avl_status avl_tracer_sweep(avl_tracer *t, const avl_tokset *tokens, int layer0, int layer1, avl_sweep_progress progress,
-                            void *user, avl_sweep_token *out);
+ * With every layer, the before-attention (or RESID) site and both shortcuts, each run computes
+ * only the positions after its token, and `batch` (at most AVL_SWEEP_MAX_BATCH; <= 1: one at
+ * a time) such runs go through the decoder together (avl_run_forward_batch: one read of the
+ * weights for all of them; batch extra KV caches of map->n + max_new_tokens positions). Each
+ * result equals avl_tracer_restore of that token alone (bit for bit on the ref backend).
+ * progress (may be NULL) is called after each token. */
+#define AVL_SWEEP_MAX_BATCH 16
+avl_status avl_tracer_sweep(avl_tracer *t, const avl_tokset *tokens, int layer0, int layer1, int batch,
+                            avl_sweep_progress progress, void *user, avl_sweep_token *out);
 
 /* order (n) gets the indices of ie (n values) by decreasing effect: descending ie, ties by
  * descending tie (may be NULL), then ascending index; NaN last. */

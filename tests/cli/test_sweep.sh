@@ -18,6 +18,7 @@ common=(--sweep --manifest man.json --model m --media-root "$work" --threads 1 -
 expect 2 "--top-k" "$cli" trace "${common[@]}" --out bad --top-k 0
 expect 2 "--top-k" "$cli" trace "${common[@]}" --out bad --top-k 5,x
 expect 2 "--sweep-limit" "$cli" trace "${common[@]}" --out bad --sweep-limit -1
+expect 2 "--sweep-batch" "$cli" trace "${common[@]}" --out bad --sweep-batch 17
 
 # a run stopped after one sample, then resumed
 "$cli" trace "${common[@]}" --out r --limit 1 2>err

@@ -52,7 +52,9 @@ static const char USAGE[] =
     "                         each token of the restored modality alone, then the groups S u O\n"
     "                         (Sink N=2 resp. N=3 with Object), Neither and All; records in OUT/sweep/\n"
     "  --top-k LIST           the k of Tab. 6 that the report uses (default 5,10,20)\n"
-    "  --sweep-limit N        sweep only N tokens evenly spaced over the modality (default 0: all)\n" CLI_DS_OPTIONS_HELP;
+    "  --sweep-limit N        sweep only N tokens evenly spaced over the modality (default 0: all)\n"
+    "  --sweep-batch B        single-token runs that go through the model together (default 4, at most 16;\n"
+    "                         each holds its own KV cache)\n" CLI_DS_OPTIONS_HELP;
 
 typedef enum { SET_ALL, SET_OBJECT, SET_SINK, SET_RANDOM, SET_UNI, SET_CROSS } set_kind;
 static const char *const SET_NAME[] = {"all", "object", "sink", "random", "unimodal_sink", "crossmodal_sink"};
@@ -82,6 +84,7 @@ typedef struct {
     int64_t topk[16];
     int n_topk;
     long long sweep_limit;
+    long long sweep_batch;
     bool tty;
 } trace_ctx;
 
@@ -362,7 +365,7 @@ static avl_status sweep_sample(const trace_ctx *c, const cli_ds *d, const avl_sa
         swept.n = ns;
         for (int64_t i = 0; i < ns; i++) swept.pos[i] = base->pos[idx[i]];
         sweep_progress_ctx pc = {smp->id, c->tty};
-        rc = avl_tracer_sweep(t, &swept, 0, nl, sweep_progress, &pc, sw);
+        rc = avl_tracer_sweep(t, &swept, 0, nl, (int)c->sweep_batch, sweep_progress, &pc, sw);
     }
     if (!rc) {
         json_t *topk = json_array(), *toks = json_array();
@@ -607,12 +610,13 @@ int avl_cmd_trace(int argc, char **argv)
                    .corrupt_name = "zero", .noise_std = 1.0};
     parse_sets("all,sink2,random2", &c);
     parse_topk("5,10,20", &c);
+    c.sweep_batch = 4;
     c.tty = isatty(2);
     const char *dims = NULL, *events = NULL, *analysis = NULL;
     double tau = -1;
     long long seed = 0;
     enum { O_SETS = 1, O_SITE, O_WIN, O_CORR, O_STD, O_SEED, O_FORCE, O_TAU, O_DIMS, O_EVENTS, O_ANALYSIS, O_NAIVE,
-           O_SWEEP, O_TOPK, O_SWEEP_LIMIT };
+           O_SWEEP, O_TOPK, O_SWEEP_LIMIT, O_SWEEP_BATCH };
     static const struct option opts[] = {CLI_DS_LONG_OPTIONS,
                                          {"sets", required_argument, 0, O_SETS},
                                          {"site", required_argument, 0, O_SITE},
@@ -629,6 +633,7 @@ int avl_cmd_trace(int argc, char **argv)
                                          {"sweep", no_argument, 0, O_SWEEP},
                                          {"top-k", required_argument, 0, O_TOPK},
                                          {"sweep-limit", required_argument, 0, O_SWEEP_LIMIT},
+                                         {"sweep-batch", required_argument, 0, O_SWEEP_BATCH},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     optind = 1;
@@ -678,6 +683,11 @@ int avl_cmd_trace(int argc, char **argv)
         case O_SWEEP_LIMIT:
             if (!cli_parse_int("trace", "--sweep-limit", optarg, &c.sweep_limit)) return 2;
             if (c.sweep_limit < 0) return cli_usage_error("trace", "--sweep-limit wants N >= 0");
+            break;
+        case O_SWEEP_BATCH:
+            if (!cli_parse_int("trace", "--sweep-batch", optarg, &c.sweep_batch)) return 2;
+            if (c.sweep_batch < 1 || c.sweep_batch > AVL_SWEEP_MAX_BATCH)
+                return cli_usage_error("trace", "--sweep-batch wants 1 to %d", AVL_SWEEP_MAX_BATCH);
             break;
         default: {
             int t = cli_ds_option(&d, o, optarg);
