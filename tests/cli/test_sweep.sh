@@ -2,7 +2,7 @@
 # tests/cli/test_sweep.sh: `avlens trace --sweep` (the bottom-up per-token sweep, App. B.1.1) on a
 # tiny checkpoint and two made clips: the records' fields, --top-k / --sweep-limit, resume (a run
 # stopped after one sample skips it when restarted and leaves its record alone), another site's
-# folder, the report's Tab. 6 / Tab. 7 tables, and the usage errors.
+# folder, shards merged equal the unsharded run, the report's Tab. 6 / Tab. 7 tables, and the usage errors.
 set -euo pipefail
 . "$AVL_SOURCE_DIR/tests/cli/lib.sh"
 cd "$work"
@@ -38,6 +38,13 @@ for k in '"analysis":"sweep"' '"dominance":"audio"' '"modality":"video"' '"top_k
 done
 # 7 swept tokens per record
 [ "$(head -1 "$f" | grep -o '"pos":' | wc -l)" = 7 ] && ok || bad "want 7 swept tokens"
+
+# shards 0/2 + 1/2, merged, equal the unsharded run (without the timestamps)
+"$cli" trace "${common[@]}" --out sh --shard 0/2 2>/dev/null
+"$cli" trace "${common[@]}" --out sh --shard 1/2 2>/dev/null
+"$cli" merge --in sh --out shm >/dev/null && "$cli" merge --in r --out rm >/dev/null
+[ "$(sed 's/,"written_at":"[^"]*"//' shm/sweep/shard-0-of-1.jsonl)" = "$(sed 's/,"written_at":"[^"]*"//' rm/sweep/shard-0-of-1.jsonl)" ] &&
+  ok || bad "sharded + merged sweep differs from the unsharded run"
 
 # another site: its own folder
 "$cli" trace "${common[@]}" --out r --site attn_out --limit 1 2>/dev/null

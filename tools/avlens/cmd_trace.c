@@ -341,7 +341,7 @@ static avl_status sweep_sample(const trace_ctx *c, const cli_ds *d, const avl_sa
     avl_sweep_token *sw = NULL;
     avl_tokset obj = {0}, swept = {0};
     const char *why = NULL;
-    avl_status rc = flag && list ? AVL_OK : AVL_E_NOMEM;
+    avl_status rc = flag && list ? AVL_OK : avl__err(AVL_E_NOMEM, "%s: sweep: out of memory", smp->id);
     for (int g = 0; g < 2 && !rc; g++) {
         avl_sinks *s = NULL;
         if ((rc = avl_sinks_find(phi, c->sp.tau, map, SWEEP_N[g], &s))) break;
@@ -359,8 +359,8 @@ static avl_status sweep_sample(const trace_ctx *c, const cli_ds *d, const avl_sa
     int64_t ns = c->sweep_limit > 0 && c->sweep_limit < nb ? c->sweep_limit : nb;
     int64_t *idx = list; /* indices into base */
     for (int64_t i = 0; i < ns && !rc; i++) idx[i] = ns == nb ? i : i * nb / ns;
-    if (!rc && !(sw = calloc((size_t)ns + 1, sizeof *sw))) rc = AVL_E_NOMEM;
-    if (!rc && !(swept.pos = malloc(((size_t)ns + 1) * sizeof *swept.pos))) rc = AVL_E_NOMEM;
+    if (!rc && (!(sw = calloc((size_t)ns + 1, sizeof *sw)) || !(swept.pos = malloc(((size_t)ns + 1) * sizeof *swept.pos))))
+        rc = avl__err(AVL_E_NOMEM, "%s: sweep: out of memory", smp->id);
     if (!rc) {
         swept.n = ns;
         for (int64_t i = 0; i < ns; i++) swept.pos[i] = base->pos[idx[i]];
@@ -406,7 +406,6 @@ static avl_status sweep_sample(const trace_ctx *c, const cli_ds *d, const avl_sa
     }
     if (!rc) json_object_set_new(o, "groups", groups);
     else json_decref(groups);
-    if (rc == AVL_E_NOMEM && !flag) rc = avl__err(AVL_E_NOMEM, "%s: sweep: out of memory", smp->id);
     free(flag);
     free(list);
     free(sw);
@@ -482,7 +481,7 @@ static avl_status trace_one(void *user, const cli_ds *d, const avl_sample *smp, 
     if ((rc = avl_plan_new(d->m, map, &plan))) goto done;
     if (need_sinks) {
         if ((rc = avl_sinks_observe(plan, &c->sp, &phi))) goto done;
-        if ((rc = avl_plan_observe_received(plan, 0, nl, &rx))) goto done;
+        if (!c->sweep && (rc = avl_plan_observe_received(plan, 0, nl, &rx))) goto done; /* the sweep needs phi only */
     }
     avl_trace_params tp = avl_trace_default_params(d->m);
     tp.site = c->site;
