@@ -370,6 +370,7 @@ avl_status avl_tracer_sweep(avl_tracer *t, const avl_tokset *tokens, int layer0,
     int64_t n = t->map->n, H = m->H, V = m->V;
     int nl = (int)m->n_layers;
     if (batch > AVL_SWEEP_MAX_BATCH) batch = AVL_SWEEP_MAX_BATCH;
+    if (batch > tokens->n) batch = (int)tokens->n; /* no more caches than runs */
     bool batched = batch > 1 && t->tp.reuse_prefix && t->tp.reuse_clean_kv &&
                    (t->tp.site == AVL_SITE_RESID || t->tp.site == AVL_SITE_ATTN_IN) && layer0 == 0 && layer1 == nl;
     avl_run *runs[AVL_SWEEP_MAX_BATCH] = {0};
