@@ -291,6 +291,35 @@ avl_status avl_trace_run(const avl_model *m, const avl_tokenizer *tok, const avl
                          const avl_trace_params *tp, avl_trace_result *out);
 void avl_trace_result_clear(avl_trace_result *r);
 
+/* ---- bottom-up per-token sweep (src/analysis/sweep.c; App. B.1.1, Tab. 6-7) ---- */
+
+/* One token's restored run: that token alone patched. */
+typedef struct {
+    int64_t pos;
+    double ie_clean, ie_corr;
+    double p_rest_c, p_rest_r;
+    int64_t n_computed;
+} avl_sweep_token;
+
+/* Called after each token's run (done of total); may be NULL. */
+typedef void (*avl_sweep_progress)(void *user, int64_t done, int64_t total);
+
+/* One restored run per position of tokens (each inside the tracer's patchable set), patching
+ * that position alone in layers [layer0, layer1): out[i] (tokens->n of them) for tokens->pos[i].
+ * With every layer, the before-attention (or RESID) site and both shortcuts, each run computes
+ * only the positions after its token, and `batch` (at most AVL_SWEEP_MAX_BATCH; <= 1: one at
+ * a time) such runs go through the decoder together (avl_run_forward_batch: one read of the
+ * weights for all of them; batch extra KV caches of map->n + max_new_tokens positions). Each
+ * result equals avl_tracer_restore of that token alone (bit for bit on the ref backend).
+ * progress (may be NULL) is called after each token. */
+#define AVL_SWEEP_MAX_BATCH 16
+avl_status avl_tracer_sweep(avl_tracer *t, const avl_tokset *tokens, int layer0, int layer1, int batch,
+                            avl_sweep_progress progress, void *user, avl_sweep_token *out);
+
+/* order (n) gets the indices of ie (n values) by decreasing effect: descending ie, ties by
+ * descending tie (may be NULL), then ascending index; NaN last. */
+avl_status avl_sweep_rank(const double *ie, const double *tie, int64_t n, int64_t *order);
+
 #ifdef __cplusplus
 }
 #endif

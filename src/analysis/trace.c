@@ -293,3 +293,121 @@ avl_status avl_trace_run(const avl_model *m, const avl_tokenizer *tok, const avl
     avl_tracer_free(t);
     return rc;
 }
+
+/* ---- the per-token sweep (App. B.1.1) ---------------------------------------------------- */
+
+/* The probabilities and effects of a restored answer, as avl_tracer_restore computes them. */
+static void fill_result(const avl_tracer *t, const avl_gen_answer *rest, avl_sweep_token *o)
+{
+    bool f = t->tp.first_step_only;
+    int64_t V = t->m->V;
+    const avl_gen_answer *co = &t->a_corr;
+    o->p_rest_c = avl_word_prob(rest->logits, rest->n, V, t->ic, f);
+    o->p_rest_r = avl_word_prob(rest->logits, rest->n, V, t->ir, f);
+    o->ie_clean = o->p_rest_c - avl_word_prob(co->logits, co->n, V, t->ic, f);
+    o->ie_corr = avl_word_prob(co->logits, co->n, V, t->ir, f) - o->p_rest_r;
+}
+
+/* Up to `nb` single-token restored runs in one batched prefill (each item its own KV cache;
+ * the products read the weights once for all of them). Only for the both-shortcuts case: the
+ * patched token is then never computed (its clean K/V are copied), so no computed row is
+ * patched and the items need no hooks. Same arithmetic as avl_tracer_restore per token (bit
+ * for bit on the ref backend). pos[j] < n - 1. */
+static avl_status sweep_batch(avl_tracer *t, avl_run **runs, float *embeds, int64_t *gpos, int64_t *slots, float *logits,
+                              const int64_t *pos, int64_t nb, avl_sweep_token *out)
+{
+    const avl_token_map *map = t->map;
+    int64_t n = map->n, H = t->m->H, V = t->m->V;
+    avl_batch_item items[AVL_SWEEP_MAX_BATCH];
+    avl_status rc = AVL_OK;
+    for (int64_t j = 0; j < nb && !rc; j++) {
+        int64_t p = pos[j], first = p >= t->d ? p : n - 1;
+        rc = avl_run_copy_prefix(runs[j], t->corr, first);
+        if (!rc && p >= first) rc = avl_run_copy_positions(runs[j], t->clean, &p, 1);
+        int64_t nc = 0, *sl = slots + j * n;
+        float *e = embeds + j * n * H;
+        int64_t *gp = gpos + j * 3 * n;
+        for (int64_t q = first; q < n; q++)
+            if (q != p) sl[nc++] = q;
+        for (int64_t i = 0; i < nc; i++) {
+            memcpy(e + i * H, t->corr_embeds + sl[i] * H, (size_t)H * sizeof(float));
+            for (int a = 0; a < 3; a++) gp[a * nc + i] = map->pos[a * n + sl[i]];
+        }
+        items[j] = (avl_batch_item){.run = runs[j], .embeds = e, .pos = gp, .ld_pos = nc, .n = nc, .slots = sl,
+                                    .hooks = NULL, .logits = logits + j * V, .n_logits = 1};
+        out[j].pos = p;
+        out[j].n_computed = nc;
+    }
+    if (!rc) rc = avl_run_forward_batch(items, nb);
+    for (int64_t j = 0; j < nb && !rc; j++) {
+        avl_gen_answer a;
+        memcpy(t->logits, logits + j * V, (size_t)V * sizeof(float));
+        if ((rc = answer_after_prefill(t, runs[j], NULL, &a))) break;
+        fill_result(t, &a, &out[j]);
+        avl_gen_answer_clear(&a);
+    }
+    return rc;
+}
+
+avl_status avl_tracer_sweep(avl_tracer *t, const avl_tokset *tokens, int layer0, int layer1, int batch,
+                            avl_sweep_progress progress, void *user, avl_sweep_token *out)
+{
+    if (!t || !tokens || (tokens->n && !out)) return avl__err(AVL_E_ARG, "sweep: tracer, tokens and output are required");
+    const avl_model *m = t->m;
+    int64_t n = t->map->n, H = m->H, V = m->V;
+    int nl = (int)m->n_layers;
+    if (batch > AVL_SWEEP_MAX_BATCH) batch = AVL_SWEEP_MAX_BATCH;
+    if (batch > tokens->n) batch = (int)tokens->n; /* no more caches than runs */
+    bool batched = batch > 1 && t->tp.reuse_prefix && t->tp.reuse_clean_kv &&
+                   (t->tp.site == AVL_SITE_RESID || t->tp.site == AVL_SITE_ATTN_IN) && layer0 == 0 && layer1 == nl;
+    avl_run *runs[AVL_SWEEP_MAX_BATCH] = {0};
+    float *embeds = NULL, *logits = NULL;
+    int64_t *gpos = NULL, *slots = NULL;
+    avl_status rc = AVL_OK;
+    if (batched) {
+        int64_t cap = t->tp.gen.max_new_tokens > 0 ? t->tp.gen.max_new_tokens : 1;
+        for (int j = 0; j < batch && !rc; j++) rc = avl_run_new(m, n + cap, &runs[j]);
+        embeds = avl__malloc((size_t)(batch * n * H) * sizeof *embeds);
+        logits = avl__malloc((size_t)(batch * V) * sizeof *logits);
+        gpos = avl__malloc((size_t)(batch * 3 * n) * sizeof *gpos);
+        slots = avl__malloc((size_t)(batch * n) * sizeof *slots);
+        if (!rc && (!embeds || !logits || !gpos || !slots)) rc = avl__err(AVL_E_NOMEM, "sweep: cannot allocate a batch of %d", batch);
+    }
+    int64_t i = 0;
+    while (i < tokens->n && !rc) {
+        /* the next batch: single-token runs of tokens before the last position */
+        int64_t nb = 0;
+        if (batched)
+            while (nb < batch && i + nb < tokens->n && tokens->pos[i + nb] < n - 1) nb++;
+        if (nb >= 2) {
+            /* a token outside the capture is an error, as in avl_tracer_restore */
+            for (int64_t j = 0; j < nb && !rc; j++) {
+                avl_plan *probe = NULL;
+                avl_tokset one = {.pos = (int64_t *)&tokens->pos[i + j], .n = 1};
+                rc = avl_plan_new(m, t->map, &probe);
+                if (!rc) rc = avl_plan_patch(probe, t->tp.site, layer0, layer1, &one, t->cap);
+                avl_plan_free(probe);
+            }
+            if (!rc) rc = sweep_batch(t, runs, embeds, gpos, slots, logits, tokens->pos + i, nb, out + i);
+        } else {
+            nb = 1;
+            int64_t p = tokens->pos[i];
+            avl_tokset one = {.pos = &p, .n = 1};
+            avl_trace_result r;
+            if (!(rc = avl_tracer_restore(t, &one, layer0, layer1, &r))) {
+                out[i] = (avl_sweep_token){.pos = p, .ie_clean = r.ie_clean, .ie_corr = r.ie_corr, .p_rest_c = r.p_rest_c,
+                                           .p_rest_r = r.p_rest_r, .n_computed = r.n_computed};
+                avl_trace_result_clear(&r);
+            }
+        }
+        if (rc) rc = avl__err_wrap(rc, "sweep: token at position %lld", (long long)tokens->pos[i]);
+        for (int64_t j = 0; j < nb && !rc && progress; j++) progress(user, i + j + 1, tokens->n);
+        i += nb;
+    }
+    for (int j = 0; j < AVL_SWEEP_MAX_BATCH; j++) avl_run_free(runs[j]);
+    avl__free(embeds);
+    avl__free(logits);
+    avl__free(gpos);
+    avl__free(slots);
+    return rc;
+}

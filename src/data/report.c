@@ -9,7 +9,11 @@
  *   feed the layer-window curve (App. B.1.4);
  * - mds (Tab. 12): median, IQR (numpy's linear interpolation) and population std of MDS over
  *   sinks x layers, per sink modality, null values left out;
- * - sinks: mean number of global sinks per N and modality, and the heat strip of f(t).
+ * - sinks: mean number of global sinks per N and modality, and the heat strip of f(t);
+ * - sweep (App. B.1.1, Tab. 6-7): per (model, site, corruption), dominance case and sink group
+ *   N: the share of S u O (Sink N with Object) among the top-k tokens ranked by IE_clean (ties
+ *   by IE_corr, then position), averaged over samples (k capped at the tokens swept), and the
+ *   effect of the group runs S u O and Neither relative to All (ratio of the means over samples).
  * Records with "status":"error" are counted and listed, never averaged.
  */
 #include <math.h>
@@ -17,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "avlens/analysis.h"
 #include "data/svg.h"
 
 avl_report_params avl_report_default_params(void)
@@ -279,10 +284,24 @@ typedef struct {
     int64_t ok, errors, cases[3], labelled, correct[3];
 } dom_row;
 
+/* One cell of the sweep tables: (setting, dominance, N, k); k = 0 holds the group runs. */
+typedef struct {
+    char *group;      /* "model | site | corruption" */
+    char *dominance;
+    int n;            /* sink group N */
+    int64_t k;        /* top-k (Tab. 6), or 0: group runs (Tab. 7) */
+    int64_t count;    /* samples */
+    double frac;      /* k > 0: sum over samples of the S u O share of the top k */
+    double ie[3][2];  /* k = 0: sums of IE_clean, IE_corr of All, S u O, Neither */
+    double tok[3];    /* k = 0: sums of #tokens of All, S u O, Neither */
+} sweep_cell;
+
 typedef struct {
     avl_report_params p;
     tables ts;
     trace_cells trace;
+    sweep_cell *sweep;
+    int64_t n_sweep, cap_sweep;
     dom_row *dom;
     int ndom;
     dvec mds[2];                /* video, audio */
@@ -429,6 +448,115 @@ static void add_trace(report *r, json_t *o)
         c->ie_clean += ie_c;
         c->ie_corr += ie_r;
         c->tokens += isfinite(tok) ? tok : 0;
+    }
+}
+
+static sweep_cell *sweep_cell_get(report *r, const char *group, const char *dom, int n, int64_t k)
+{
+    for (int64_t i = 0; i < r->n_sweep; i++) {
+        sweep_cell *c = &r->sweep[i];
+        if (!strcmp(c->group, group) && !strcmp(c->dominance, dom) && c->n == n && c->k == k) return c;
+    }
+    if (r->n_sweep == r->cap_sweep) {
+        int64_t nc = r->cap_sweep ? 2 * r->cap_sweep : 32;
+        sweep_cell *nn = avl__realloc(r->sweep, (size_t)nc * sizeof *nn);
+        if (!nn) return NULL;
+        r->sweep = nn;
+        r->cap_sweep = nc;
+    }
+    sweep_cell *c = &r->sweep[r->n_sweep];
+    memset(c, 0, sizeof *c);
+    c->group = avl__strdup(group);
+    c->dominance = avl__strdup(dom);
+    if (!c->group || !c->dominance) {
+        avl__free(c->group);
+        avl__free(c->dominance);
+        return NULL;
+    }
+    c->n = n;
+    c->k = k;
+    r->n_sweep++;
+    return c;
+}
+
+/* The group run (group, N) of a sweep record: its entry, or NULL. */
+static json_t *sweep_group(json_t *groups, const char *name, int n)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(groups, i, e) {
+        double en = jnum(e, "n");
+        if (!strcmp(jstr(e, "group", ""), name) && (n == 0 ? !isfinite(en) : isfinite(en) && (int)en == n)) return e;
+    }
+    return NULL;
+}
+
+static void add_sweep(report *r, json_t *o)
+{
+    char group[512];
+    snprintf(group, sizeof group, "%s | %s | %s", jstr(o, "model", "model"), jstr(o, "site", "before_attn"),
+             jstr(o, "corruption", "zero"));
+    const char *dom = jstr(o, "dominance", "?");
+    json_t *toks = json_object_get(o, "tokens"), *groups = json_object_get(o, "groups"), *tk = json_object_get(o, "top_k");
+    int64_t n = (int64_t)json_array_size(toks);
+    int64_t ks[16] = {5, 10, 20}, nk = 3;
+    if (json_array_size(tk)) {
+        nk = 0;
+        size_t i;
+        json_t *e;
+        json_array_foreach(tk, i, e) if (json_is_integer(e) && json_integer_value(e) > 0 && nk < 16) ks[nk++] = json_integer_value(e);
+    }
+    static const int NS[2] = {2, 3};
+    double *ie = avl__malloc(((size_t)n + 1) * 2 * sizeof *ie);
+    int64_t *order = avl__malloc(((size_t)n + 1) * sizeof *order);
+    uint8_t *mem = avl__malloc((size_t)n + 1);
+    if (!ie || !order || !mem) r->nomem = true;
+    else {
+        for (int64_t i = 0; i < n; i++) {
+            json_t *e = json_array_get(toks, (size_t)i);
+            ie[i] = jnum(e, "ie_clean");
+            ie[n + i] = jnum(e, "ie_corr");
+            mem[i] = (uint8_t)((json_is_true(json_object_get(e, "sink2")) ? 1 : 0) |
+                               (json_is_true(json_object_get(e, "sink3")) ? 2 : 0) |
+                               (json_is_true(json_object_get(e, "object")) ? 4 : 0));
+        }
+        if (avl_sweep_rank(ie, ie + n, n, order)) r->nomem = true;
+        /* Tab. 6: the S u O share among the top k */
+        for (int g = 0; g < 2 && n > 0 && !r->nomem; g++)
+            for (int64_t j = 0; j < nk; j++) {
+                int64_t k = ks[j] < n ? ks[j] : n, in = 0;
+                for (int64_t i = 0; i < k; i++) in += (mem[order[i]] & ((1u << g) | 4u)) != 0;
+                sweep_cell *c = sweep_cell_get(r, group, dom, NS[g], ks[j]);
+                if (!c) {
+                    r->nomem = true;
+                    break;
+                }
+                c->count++;
+                c->frac += (double)in / (double)k;
+            }
+    }
+    avl__free(ie);
+    avl__free(order);
+    avl__free(mem);
+    /* Tab. 7: the group runs */
+    json_t *all = sweep_group(groups, "all", 0);
+    for (int g = 0; g < 2 && all && !r->nomem; g++) {
+        json_t *e[3] = {all, sweep_group(groups, "sink_object", NS[g]), sweep_group(groups, "neither", NS[g])};
+        bool okv = e[1] && e[2];
+        for (int i = 0; i < 3 && okv; i++) okv = isfinite(jnum(e[i], "ie_clean")) && isfinite(jnum(e[i], "ie_corr"));
+        if (!okv) continue;
+        sweep_cell *c = sweep_cell_get(r, group, dom, NS[g], 0);
+        if (!c) {
+            r->nomem = true;
+            break;
+        }
+        c->count++;
+        for (int i = 0; i < 3; i++) {
+            c->ie[i][0] += jnum(e[i], "ie_clean");
+            c->ie[i][1] += jnum(e[i], "ie_corr");
+            double t = jnum(e[i], "n_tokens");
+            c->tok[i] += isfinite(t) ? t : 0;
+        }
     }
 }
 
@@ -614,6 +742,121 @@ static void trace_tables(report *r)
             table_row(&r->ts, t, row);
         }
         g0 = g1;
+    }
+}
+
+/* video-dominant first, as the paper's Tab. 6-7 */
+static int dom_rank(const char *d) { return !strcmp(d, "video") ? 0 : !strcmp(d, "audio") ? 1 : 2; }
+
+static int cmp_sweep(const void *a, const void *b)
+{
+    const sweep_cell *x = a, *y = b;
+    int c = strcmp(x->group, y->group);
+    if (c) return c;
+    if (dom_rank(x->dominance) != dom_rank(y->dominance)) return dom_rank(x->dominance) - dom_rank(y->dominance);
+    c = strcmp(x->dominance, y->dominance);
+    if (c) return c;
+    if (x->n != y->n) return x->n - y->n;
+    return x->k < y->k ? -1 : x->k > y->k;
+}
+
+static void sweep_tables(report *r)
+{
+    if (!r->n_sweep) return;
+    qsort(r->sweep, (size_t)r->n_sweep, sizeof *r->sweep, cmp_sweep);
+    /* the k seen, ascending */
+    int64_t ks[16];
+    int nk = 0;
+    for (int64_t i = 0; i < r->n_sweep; i++) {
+        int64_t k = r->sweep[i].k;
+        bool seen = k == 0;
+        for (int j = 0; j < nk && !seen; j++) seen = ks[j] == k;
+        if (seen || nk == 16) continue;
+        int j = nk++;
+        while (j > 0 && ks[j - 1] > k) ks[j] = ks[j - 1], j--;
+        ks[j] = k;
+    }
+    if (nk) {
+        table *t = table_new(&r->ts, "sweep_topk",
+                             "Bottom-up sweep: share of S u O (Sink N with Object) and Neither among the top-k tokens (Tab. 6 layout)",
+                             4 + nk);
+        const char *h[20] = {"model | site | corruption", "dominance", "group"};
+        char hk[16][32];
+        for (int j = 0; j < nk; j++) {
+            snprintf(hk[j], 32, "top-%lld", (long long)ks[j]);
+            h[3 + j] = hk[j];
+        }
+        h[3 + nk] = "samples";
+        table_row(&r->ts, t, h);
+        if (t && !(t->note = avl__strdup("Tokens ranked by IE_clean (ties by IE_corr); per sample the share of the top k "
+                                          "(k capped at the tokens swept) in S u O, then the mean over samples.")))
+            r->nomem = true;
+        for (int64_t i = 0; i < r->n_sweep;) {
+            const sweep_cell *c0 = &r->sweep[i];
+            int64_t i1 = i;
+            while (i1 < r->n_sweep && !strcmp(r->sweep[i1].group, c0->group) && !strcmp(r->sweep[i1].dominance, c0->dominance) &&
+                   r->sweep[i1].n == c0->n)
+                i1++;
+            char b[2][16][32], lab[2][48], cnt[32] = "0";
+            for (int j = 0; j < nk; j++) snprintf(b[0][j], 32, "-"), snprintf(b[1][j], 32, "-");
+            bool any = false;
+            for (int64_t x = i; x < i1; x++) {
+                const sweep_cell *c = &r->sweep[x];
+                if (c->k == 0 || !c->count) continue;
+                for (int j = 0; j < nk; j++)
+                    if (ks[j] == c->k) {
+                        fmt(b[0][j], 32, c->frac / (double)c->count, 2);
+                        fmt(b[1][j], 32, 1.0 - c->frac / (double)c->count, 2);
+                    }
+                snprintf(cnt, sizeof cnt, "%lld", (long long)c->count);
+                any = true;
+            }
+            if (any) {
+                snprintf(lab[0], sizeof lab[0], "S u O (N=%d)", c0->n);
+                snprintf(lab[1], sizeof lab[1], "Neither (N=%d)", c0->n);
+                for (int w = 0; w < 2; w++) {
+                    const char *row[20] = {c0->group, c0->dominance, lab[w]};
+                    for (int j = 0; j < nk; j++) row[3 + j] = b[w][j];
+                    row[3 + nk] = cnt;
+                    table_row(&r->ts, t, row);
+                }
+            }
+            i = i1;
+        }
+    }
+    table *t = NULL;
+    const sweep_cell *last_all = NULL;
+    static const char *const GN[3] = {"All", "S u O", "Neither"};
+    for (int64_t i = 0; i < r->n_sweep; i++) {
+        const sweep_cell *c = &r->sweep[i];
+        if (c->k != 0 || !c->count) continue;
+        if (!t) {
+            t = table_new(&r->ts, "sweep_share",
+                          "Bottom-up sweep: effect of patching S u O or Neither relative to All (Tab. 7 layout)", 9);
+            const char *h[9] = {"model | site | corruption", "dominance", "group", "share of IE_clean", "share of IE_corr",
+                                "IE_clean x100", "IE_corr x100", "#tokens", "samples"};
+            table_row(&r->ts, t, h);
+            if (t && !(t->note = avl__strdup("share = mean IE of the group run / mean IE of All (over the samples); "
+                                              "S u O and Neither need not add up to 1.")))
+                r->nomem = true;
+        }
+        for (int g = 0; g < 3; g++) {
+            if (g == 0 && last_all && !strcmp(last_all->group, c->group) && !strcmp(last_all->dominance, c->dominance))
+                continue; /* All once per (setting, dominance) */
+            if (g == 0) last_all = c;
+            char lab[48], b[6][32];
+            if (g == 0) snprintf(lab, sizeof lab, "All");
+            else snprintf(lab, sizeof lab, "%s (N=%d)", GN[g], c->n);
+            double cn = (double)c->count;
+            fmt(b[0], 32, c->ie[g][0] / c->ie[0][0], 2);
+            fmt(b[1], 32, c->ie[g][1] / c->ie[0][1], 2);
+            fmt(b[2], 32, 100 * c->ie[g][0] / cn, 2);
+            fmt(b[3], 32, 100 * c->ie[g][1] / cn, 2);
+            fmt(b[4], 32, c->tok[g] / cn, 1);
+            snprintf(b[5], 32, "%lld", (long long)c->count);
+            const char *row[9] = {c->group, c->dominance, lab, b[0], b[1], b[2], b[3], b[4], b[5]};
+            table_row(&r->ts, t, row);
+        }
     }
 }
 
@@ -1147,6 +1390,11 @@ static void report_free(report *r)
         avl__free(r->trace.c[i].set);
     }
     avl__free(r->trace.c);
+    for (int64_t i = 0; i < r->n_sweep; i++) {
+        avl__free(r->sweep[i].group);
+        avl__free(r->sweep[i].dominance);
+    }
+    avl__free(r->sweep);
     for (int i = 0; i < r->ndom; i++) avl__free(r->dom[i].model);
     avl__free(r->dom);
     avl__free(r->mds[0].v);
@@ -1192,6 +1440,7 @@ avl_status avl_report_write(const char *in, const char *out, const avl_report_pa
             if (!strncmp(kind, "dominance", 9)) add_dominance(&r, o);
             else if (!strncmp(kind, "trace", 5)) add_trace(&r, o);
             else if (!strncmp(kind, "mds", 3)) add_mds(&r, o);
+            else if (!strncmp(kind, "sweep", 5)) add_sweep(&r, o);
             else if (!strncmp(kind, "sinks", 5)) add_sinks(&r, o);
             else if (!strncmp(kind, "caption", 7)) {
                 /* caption.<method>/: the record names its method */
@@ -1209,6 +1458,7 @@ avl_status avl_report_write(const char *in, const char *out, const avl_report_pa
     if (rc == AVL_OK) {
         dominance_table(&r);
         trace_tables(&r);
+        sweep_tables(&r);
         mds_table(&r);
         sinks_table(&r);
         captions_table(&r);

@@ -29,10 +29,10 @@ fi
 grep -q "2 of 2 clips have the planted dominance" log.txt || fail "planted dominance not found: $(tail -3 log.txt)"
 ok
 for f in d/model/config.json d/model/model.safetensors d/classify.json d/caption.json d/events.json d/report.html \
-  d/chair/chair.csv d/trace_table_1.csv d/clips/faint_tone_red_square.mp4 d/clips/faint_tone_red_square.mask0.ppm; do
+  d/chair/chair.csv d/trace_table_1.csv d/sweep_topk.csv d/sweep_share.csv d/clips/faint_tone_red_square.mp4 d/clips/faint_tone_red_square.mask0.ppm; do
   [ -s "$f" ] || fail "missing $f"
 done
-for a in dominance trace trace.windows sinks mds caption.vanilla caption.asd caption.reverse-asd caption.pai caption.vcd caption.avcd caption.fmd; do
+for a in dominance trace trace.windows sweep sinks mds caption.vanilla caption.asd caption.reverse-asd caption.pai caption.vcd caption.avcd caption.fmd; do
   [ "$(grep -c '"status":"ok"' "d/runs/$a/shard-0-of-1.jsonl")" -eq 2 ] || fail "$a: want 2 ok records"
 done
 ok

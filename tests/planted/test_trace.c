@@ -236,9 +236,140 @@ static void test_shortcuts_equal_naive(void **state)
     avl_model_free(ref);
 }
 
+/* The bottom-up sweep (App. B.1.1): every video token restored alone; the carrier V* ranks
+ * first with IE near 1, every other token near 0; each run equals the single-token trace. */
+static int64_t PROGRESS_DONE, PROGRESS_TOTAL;
+
+static void on_progress(void *user, int64_t done, int64_t total)
+{
+    (void)user;
+    assert_int_equal(done, PROGRESS_DONE + 1);
+    PROGRESS_DONE = done;
+    PROGRESS_TOTAL = total;
+}
+
+static void test_sweep_ranks_the_carrier_first(void **state)
+{
+    (void)state;
+    avl_tokset video;
+    assert_int_equal(avl_tokset_of_kind(MAP, AVL_TOK_VIDEO, &video), AVL_OK);
+    assert_true(video.n >= 8);
+    avl_trace_params tp = avl_trace_default_params(M);
+    tp.gen.max_new_tokens = 1;
+    avl_tracer *t;
+    assert_int_equal(avl_tracer_new(M, TOK, MAP, CLEAN, CORR, &video, &tp, NULL, &t), AVL_OK);
+    avl_sweep_token *sw = calloc((size_t)video.n, sizeof *sw);
+    PROGRESS_DONE = 0;
+    assert_int_equal(avl_tracer_sweep(t, &video, 0, NL, 4, on_progress, NULL, sw), AVL_OK);
+    assert_int_equal(PROGRESS_DONE, video.n);
+    assert_int_equal(PROGRESS_TOTAL, video.n);
+    double *ie = malloc((size_t)video.n * sizeof *ie), *ic = malloc((size_t)video.n * sizeof *ic);
+    int64_t *order = malloc((size_t)video.n * sizeof *order);
+    for (int64_t i = 0; i < video.n; i++) {
+        assert_int_equal(sw[i].pos, video.pos[i]);
+        ie[i] = sw[i].ie_clean;
+        ic[i] = sw[i].ie_corr;
+    }
+    assert_int_equal(avl_sweep_rank(ie, ic, video.n, order), AVL_OK);
+    assert_int_equal(sw[order[0]].pos, VSTAR);
+    if (!(sw[order[0]].ie_clean > 0.8 && sw[order[0]].ie_corr > 0.8))
+        fail_msg("carrier IE_clean %g IE_corr %g", sw[order[0]].ie_clean, sw[order[0]].ie_corr);
+    for (int64_t r = 1; r < video.n; r++)
+        if (!(fabs(sw[order[r]].ie_clean) < 0.05 && fabs(sw[order[r]].ie_corr) < 0.05))
+            fail_msg("token %lld: IE_clean %g IE_corr %g", (long long)sw[order[r]].pos, sw[order[r]].ie_clean,
+                     sw[order[r]].ie_corr);
+    /* the sweep's run of V* is the single-token trace */
+    avl_trace_result one;
+    trace(VSTAR, &one);
+    for (int64_t i = 0; i < video.n; i++)
+        if (sw[i].pos == VSTAR) assert_true(fabs(sw[i].ie_clean - one.ie_clean) < 1e-6);
+    avl_trace_result_clear(&one);
+    /* a token outside the patchable set is an error naming the sweep */
+    int64_t text = 0;
+    avl_tokset bad = {.pos = &text, .n = 1};
+    AVL_EXPECT_ERROR(avl_tracer_sweep(t, &bad, 0, NL, 1, NULL, NULL, sw), AVL_E_ARG, "sweep");
+    int64_t two[2] = {0, VOTHER};
+    avl_tokset bad2 = {.pos = two, .n = 2};
+    AVL_EXPECT_ERROR(avl_tracer_sweep(t, &bad2, 0, NL, 4, NULL, NULL, sw), AVL_E_ARG, "sweep");
+    free(ie);
+    free(ic);
+    free(order);
+    free(sw);
+    avl_tracer_free(t);
+    avl_tokset_free(&video);
+}
+
+/* The batched sweep equals one run at a time bit for bit on the ref backend (batches of 5 over
+ * the video tokens and the last position, with a 2-step answer), and windows (no batching)
+ * equal avl_tracer_restore. */
+static void test_sweep_batched_equals_single(void **state)
+{
+    (void)state;
+    avl_model *ref;
+    avl_model_params mp = avl_model_default_params();
+    mp.backend = "ref";
+    mp.threads = 1;
+    assert_int_equal(avl_model_load(DIR_, &mp, &ref), AVL_OK);
+    avl_tokset video, set;
+    assert_int_equal(avl_tokset_of_kind(MAP, AVL_TOK_VIDEO, &video), AVL_OK);
+    int64_t *pos = malloc((size_t)(video.n + 1) * sizeof *pos);
+    memcpy(pos, video.pos, (size_t)video.n * sizeof *pos);
+    pos[video.n] = L - 1; /* the last position: never batched */
+    assert_int_equal(avl_tokset_from_list(pos, video.n + 1, &set), AVL_OK);
+    avl_trace_params tp = avl_trace_default_params(ref);
+    tp.gen.max_new_tokens = 2;
+    avl_tracer *t;
+    assert_int_equal(avl_tracer_new(ref, TOK, MAP, CLEAN, CORR, NULL, &tp, NULL, &t), AVL_OK);
+    int64_t n = set.n;
+    avl_sweep_token *a = calloc((size_t)n, sizeof *a), *b = calloc((size_t)n, sizeof *b);
+    assert_int_equal(avl_tracer_sweep(t, &set, 0, NL, 1, NULL, NULL, a), AVL_OK);
+    assert_int_equal(avl_tracer_sweep(t, &set, 0, NL, 5, NULL, NULL, b), AVL_OK);
+    for (int64_t i = 0; i < n; i++) {
+        assert_int_equal(a[i].pos, set.pos[i]);
+        assert_int_equal(b[i].pos, set.pos[i]);
+        assert_int_equal(a[i].n_computed, b[i].n_computed);
+        if (a[i].ie_clean != b[i].ie_clean || a[i].ie_corr != b[i].ie_corr || a[i].p_rest_c != b[i].p_rest_c ||
+            a[i].p_rest_r != b[i].p_rest_r)
+            fail_msg("token %lld: single %.17g %.17g, batched %.17g %.17g", (long long)a[i].pos, a[i].ie_clean, a[i].ie_corr,
+                     b[i].ie_clean, b[i].ie_corr);
+    }
+    /* a one-layer window is not batched: the same as avl_tracer_restore */
+    assert_int_equal(avl_tracer_sweep(t, &video, 1, NL, 5, NULL, NULL, b), AVL_OK);
+    avl_tokset one = {.pos = &VSTAR, .n = 1};
+    avl_trace_result r;
+    assert_int_equal(avl_tracer_restore(t, &one, 1, NL, &r), AVL_OK);
+    for (int64_t i = 0; i < video.n; i++)
+        if (b[i].pos == VSTAR) assert_true(b[i].ie_clean == r.ie_clean);
+    avl_trace_result_clear(&r);
+    free(a);
+    free(b);
+    free(pos);
+    avl_tokset_free(&set);
+    avl_tokset_free(&video);
+    avl_tracer_free(t);
+    avl_model_free(ref);
+}
+
+/* ranking: descending, ties by the second key, then by index; NaN last */
+static void test_sweep_rank_order(void **state)
+{
+    (void)state;
+    double ie[6] = {0.1, NAN, 0.5, 0.1, 0.1, -0.2}, tie[6] = {0.0, 1.0, 0.0, 0.3, 0.0, 0.0};
+    int64_t order[6];
+    assert_int_equal(avl_sweep_rank(ie, tie, 6, order), AVL_OK);
+    const int64_t want[6] = {2, 3, 0, 4, 5, 1};
+    for (int i = 0; i < 6; i++) assert_int_equal(order[i], want[i]);
+    assert_int_equal(avl_sweep_rank(ie, NULL, 6, order), AVL_OK);
+    const int64_t want2[6] = {2, 0, 3, 4, 5, 1};
+    for (int i = 0; i < 6; i++) assert_int_equal(order[i], want2[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_restore_the_carrier), cmocka_unit_test(test_restore_a_bystander),
-                                       cmocka_unit_test(test_shortcuts_equal_naive)};
+                                       cmocka_unit_test(test_shortcuts_equal_naive),
+                                       cmocka_unit_test(test_sweep_ranks_the_carrier_first),
+                                       cmocka_unit_test(test_sweep_batched_equals_single),
+                                       cmocka_unit_test(test_sweep_rank_order)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -306,6 +306,8 @@ static void svg_pieces_escape_and_gaps(void **state)
     assert_string_equal(avl__svg_modality_colour("audio"), "#D55E00");
 }
 
+static void make_sweep_records(const char *in);
+
 static void alloc_failures(void **state)
 {
     /* every allocation failure: AVL_E_NOMEM, no crash, no leak (ASan checks the leaks) */
@@ -313,6 +315,7 @@ static void alloc_failures(void **state)
     snprintf(in, sizeof in, "%s", avl_test_dir("report_fault_in"));
     snprintf(out, sizeof out, "%s/../report_fault_out", in);
     make_records(in);
+    make_sweep_records(in);
     for (int64_t n = 1; n < 5000; n++) {
         avl__alloc_fail_after(n);
         int rc = avl_report_write(in, out, NULL);
@@ -326,10 +329,82 @@ static void alloc_failures(void **state)
     fail_msg("the report needs more than 5000 allocations?");
 }
 
+/* The bottom-up sweep tables (Tab. 6-7) on three made-up sweep records, worked out by hand.
+ * w1 (video-dominant, top_k 1,2,4): ranked by IE_clean, ties by IE_corr: p10 .5, p12 (.2, .3),
+ *   p11 (.2, 0), p13 .05, p14 null last. N=2 (sink2 or object): p10 p12 p11 p13 yes -> top-1 1,
+ *   top-2 1, top-4 1. N=3 (sink3 or object): p12, p13 -> top-1 0, top-2 .5, top-4 .5.
+ * w2 (video, top_k 1,2,4; 2 tokens so k caps at 2): p21 .3, p20 .1 (sink2, sink3) -> N=2 and N=3:
+ *   top-1 0, top-2 .5, top-4 .5.  Means, video: N=2 .50 .75 .75; N=3 .00 .50 .50.
+ * w3 (audio, no top_k: 5,10,20; 3 equal tokens: position order): p30 sink2, p31 -, p32 object ->
+ *   N=2: 2/3 = .67 at every k; N=3: 1/3 = .33. No group runs: no Tab. 7 rows for audio.
+ * Tab. 7, video (sums over w1 + w2): All IE_clean .8+.4 = 1.2, IE_corr .4+.2 = .6, tokens 5+2;
+ *   S u O N=2 .9, .4, 4+1 -> shares .75, .67; means x100 45.00 20.00, 2.5 tokens;
+ *   Neither N=2 .3, .15 -> .25, .25; 15.00 7.50 1.0;  S u O N=3 .7, .3 -> .58, .50; 35.00 15.00 1.5;
+ *   Neither N=3 .5, .2 -> .42, .33; 25.00 10.00 2.0;  All: 1.00 1.00 60.00 30.00 3.5. */
+static void make_sweep_records(const char *in)
+{
+#define TK(p, c, r, s2, s3, o) "{\"pos\":" #p ",\"chunk\":0,\"t0\":0,\"ie_clean\":" #c ",\"ie_corr\":" #r ",\"sink2\":" #s2 ",\"sink3\":" #s3 ",\"object\":" #o "}"
+#define GR(g, n, c, r, t) "{\"group\":\"" g "\",\"n\":" #n ",\"n_tokens\":" #t ",\"ie_clean\":" #c ",\"ie_corr\":" #r "}"
+#define HEAD(id, dom) "{\"id\":\"" id "\",\"analysis\":\"sweep\",\"status\":\"ok\",\"model\":\"tiny\",\"dominance\":\"" dom "\",\"site\":\"before_attn\",\"corruption\":\"zero\",\"n_layers\":4,"
+    write_shard(in, "sweep",
+                HEAD("w1", "video") "\"top_k\":[1,2,4],\"tokens\":[" TK(10, 0.5, 0.1, true, false, false) "," TK(11, 0.2, 0.0, true, false, false) ","
+                TK(12, 0.2, 0.3, false, false, true) "," TK(13, 0.05, 0.0, true, true, false) "," TK(14, null, null, false, false, false) "],"
+                "\"groups\":[" GR("all", null, 0.8, 0.4, 5) "," GR("sink_object", 2, 0.6, 0.3, 4) "," GR("neither", 2, 0.1, 0.05, 1) ","
+                GR("sink_object", 3, 0.4, 0.2, 2) "," GR("neither", 3, 0.3, 0.1, 3) "]}\n"
+                HEAD("w2", "video") "\"top_k\":[1,2,4],\"tokens\":[" TK(20, 0.1, 0, true, true, false) "," TK(21, 0.3, 0, false, false, false) "],"
+                "\"groups\":[" GR("all", null, 0.4, 0.2, 2) "," GR("sink_object", 2, 0.3, 0.1, 1) "," GR("neither", 2, 0.2, 0.1, 1) ","
+                GR("sink_object", 3, 0.3, 0.1, 1) "," GR("neither", 3, 0.2, 0.1, 1) "]}\n"
+                HEAD("w3", "audio") "\"tokens\":[" TK(30, 0.1, 0, true, false, false) "," TK(31, 0.1, 0, false, false, false) ","
+                TK(32, 0.1, 0, false, false, true) "]}\n");
+#undef TK
+#undef GR
+#undef HEAD
+}
+
+static void sweep_tables_by_hand(void **state)
+{
+    (void)state;
+    char in[1024], out[1100], path[1300];
+    snprintf(in, sizeof in, "%s", avl_test_dir("report_sweep_in"));
+    snprintf(out, sizeof out, "%s", avl_test_dir("report_sweep_out"));
+    make_sweep_records(in);
+    assert_int_equal(avl_report_write(in, out, NULL), AVL_OK);
+    snprintf(path, sizeof path, "%s/sweep_topk.csv", out);
+    char *x = slurp(path);
+    assert_non_null(strstr(x, "model | site | corruption,dominance,group,top-1,top-2,top-4,top-5,top-10,top-20,samples\n"));
+    const char *v2 = strstr(x, "tiny | before_attn | zero,video,S u O (N=2),0.50,0.75,0.75,-,-,-,2\n");
+    assert_non_null(v2);
+    assert_non_null(strstr(x, "tiny | before_attn | zero,video,Neither (N=2),0.50,0.25,0.25,-,-,-,2\n"));
+    assert_non_null(strstr(x, "tiny | before_attn | zero,video,S u O (N=3),0.00,0.50,0.50,-,-,-,2\n"));
+    assert_non_null(strstr(x, "tiny | before_attn | zero,video,Neither (N=3),1.00,0.50,0.50,-,-,-,2\n"));
+    const char *a2 = strstr(x, "tiny | before_attn | zero,audio,S u O (N=2),-,-,-,0.67,0.67,0.67,1\n");
+    assert_non_null(a2);
+    assert_true(v2 < a2); /* video-dominant first, as the paper */
+    assert_non_null(strstr(x, "tiny | before_attn | zero,audio,Neither (N=2),-,-,-,0.33,0.33,0.33,1\n"));
+    assert_non_null(strstr(x, "tiny | before_attn | zero,audio,S u O (N=3),-,-,-,0.33,0.33,0.33,1\n"));
+    free(x);
+    snprintf(path, sizeof path, "%s/sweep_share.csv", out);
+    x = slurp(path);
+    assert_non_null(strstr(x, "tiny | before_attn | zero,video,All,1.00,1.00,60.00,30.00,3.5,2\n"
+                              "tiny | before_attn | zero,video,S u O (N=2),0.75,0.67,45.00,20.00,2.5,2\n"
+                              "tiny | before_attn | zero,video,Neither (N=2),0.25,0.25,15.00,7.50,1.0,2\n"
+                              "tiny | before_attn | zero,video,S u O (N=3),0.58,0.50,35.00,15.00,1.5,2\n"
+                              "tiny | before_attn | zero,video,Neither (N=3),0.42,0.33,25.00,10.00,2.0,2\n"));
+    assert_null(strstr(x, "audio"));
+    free(x);
+    snprintf(path, sizeof path, "%s/report.html", out);
+    expect_well_formed(path);
+    x = slurp(path);
+    assert_non_null(strstr(x, "Tab. 6 layout"));
+    assert_non_null(strstr(x, "Tab. 7 layout"));
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hand_computed_tables),
+        cmocka_unit_test(sweep_tables_by_hand),
         cmocka_unit_test(alloc_failures),
         cmocka_unit_test(no_records),
         cmocka_unit_test(captions_chair_and_duplicates),

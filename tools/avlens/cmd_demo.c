@@ -48,6 +48,8 @@ static const char *const METHODS[] = {
 static const char TRACE_SETS[] = "all,object,sink2,sink3,sink4,random2,random3,random4,unimodal2,crossmodal2";
 static const char WINDOW_SETS[] = "sink2,random2";
 #define WINDOW "2"
+/* the per-token sweep: this many tokens of each clip, evenly spaced (every one: about 30 s) */
+#define SWEEP_LIMIT "48"
 
 /* The planted checkpoint: its sink dimensions and the threshold its width allows (phi <=
  * sqrt(64) = 8 here, so the paper's tau = 25 cannot be reached). */
@@ -391,7 +393,7 @@ int avl_cmd_demo(int argc, char **argv)
     snprintf(chair, sizeof chair, "%s/chair", out);
     if (make_dir(out) || make_dir(clips) || make_dir(runs)) return 1;
 
-    printf("[1/8] the planted checkpoint and %d synthetic clips with object masks\n", n_clips);
+    printf("[1/9] the planted checkpoint and %d synthetic clips with object masks\n", n_clips);
     printf("$ avlens mkmodel --planted --audio-gain %g --out %s\n", AUDIO_GAIN, model);
     avl_mkmodel_params mp = avl_mkmodel_default_params();
     mp.planted = true;
@@ -401,7 +403,7 @@ int avl_cmd_demo(int argc, char **argv)
     avl_status rc = avl_mkmodel_write(&mp, model);
     if (rc) return cli_fail("demo", rc);
     if (write_inputs(out, n_clips)) return 1;
-    double timing[8];
+    double timing[9];
     int step = 0;
 #define STEP_DONE() (timing[step++] = now() - t_step, t_step = now())
     STEP_DONE();
@@ -412,29 +414,35 @@ int avl_cmd_demo(int argc, char **argv)
     snprintf(nthreads, sizeof nthreads, "%lld", threads);
 #define COMMON "--model", model, "--out", runs, "--media-root", out, "--threads", nthreads
 
-    printf("[2/8] unimodal dominance (Sec. 3.1)\n");
+    printf("[2/9] unimodal dominance (Sec. 3.1)\n");
     const char *a_dom[] = {"dominance", "--manifest", cls, COMMON, "--max-new-tokens", "1", NULL};
     if (run_cmd(avl_cmd_dominance, a_dom)) return 1;
     STEP_DONE();
 
-    printf("[3/8] causal tracing of the dominant clips, every token set (Sec. 3.2, 4.2, 5.1)\n");
+    printf("[3/9] causal tracing of the dominant clips, every token set (Sec. 3.2, 4.2, 5.1)\n");
     const char *a_tr[] = {"trace", "--manifest", cls, COMMON, "--max-new-tokens", "1", "--sets", TRACE_SETS,
                           "--dims", dims, "--tau", TAU, "--events", events, NULL};
     if (run_cmd(avl_cmd_trace, a_tr)) return 1;
     STEP_DONE();
 
-    printf("[4/8] layer windows of %s layers (Fig. 10 in miniature)\n", WINDOW);
+    printf("[4/9] layer windows of %s layers (Fig. 10 in miniature)\n", WINDOW);
     const char *a_win[] = {"trace", "--manifest", cls, COMMON, "--max-new-tokens", "1", "--sets", WINDOW_SETS,
                            "--layer-window", WINDOW, "--analysis", "trace.windows", "--dims", dims, "--tau", TAU, NULL};
     if (run_cmd(avl_cmd_trace, a_win)) return 1;
     STEP_DONE();
 
-    printf("[5/8] sinks and MDS (App. A.1, Sec. 5.1, Tab. 12)\n");
+    printf("[5/9] the bottom-up per-token sweep, %s tokens per clip (App. B.1.1, Tab. 6-7)\n", SWEEP_LIMIT);
+    const char *a_sw[] = {"trace", "--sweep", "--manifest", cls, COMMON, "--max-new-tokens", "1", "--sweep-limit", SWEEP_LIMIT,
+                          "--dims", dims, "--tau", TAU, "--events", events, NULL};
+    if (run_cmd(avl_cmd_trace, a_sw)) return 1;
+    STEP_DONE();
+
+    printf("[6/9] sinks and MDS (App. A.1, Sec. 5.1, Tab. 12)\n");
     const char *a_sk[] = {"sinks", "--manifest", cls, COMMON, "--k-divide", "2,3,4", "--dims", dims, "--tau", TAU, NULL};
     if (run_cmd(avl_cmd_sinks, a_sk)) return 1;
     STEP_DONE();
 
-    printf("[6/8] captions with %d decoding methods (Sec. 6)\n", N_METHODS);
+    printf("[7/9] captions with %d decoding methods (Sec. 6)\n", N_METHODS);
     for (int k = 0; k < N_METHODS; k++) {
         const char *a_cap[] = {"caption", "--manifest", cap, COMMON, "--use-audio-in-video", "--decode", METHODS[k],
                                "--dataset", "demo", "--max-new-tokens", "8", "--dims", dims, "--tau", TAU, NULL};
@@ -442,7 +450,7 @@ int avl_cmd_demo(int argc, char **argv)
     }
     STEP_DONE();
 
-    printf("[7/8] CHAIR and F1 of the captions (Tab. 3 layout)\n");
+    printf("[8/9] CHAIR and F1 of the captions (Tab. 3 layout)\n");
     const char *a_ch[40] = {"chair"};
     int na = 1;
     char cpath[N_METHODS][4400];
@@ -457,7 +465,7 @@ int avl_cmd_demo(int argc, char **argv)
     if (run_cmd(avl_cmd_chair, a_ch)) return 1;
     STEP_DONE();
 
-    printf("[8/8] the report\n");
+    printf("[9/9] the report\n");
     int n_match = 0;
     char *intro = intro_html(out, runs, n_clips, (int)mp.layers, now() - t0, &n_match);
     avl_report_params rp = avl_report_default_params();
@@ -471,7 +479,7 @@ int avl_cmd_demo(int argc, char **argv)
     free(intro);
     if (rc) return cli_fail("demo", rc);
     STEP_DONE();
-    static const char *const STEP_NAMES[] = {"checkpoint + clips", "dominance", "tracing", "layer windows", "sinks + MDS",
+    static const char *const STEP_NAMES[] = {"checkpoint + clips", "dominance", "tracing", "layer windows", "sweep", "sinks + MDS",
                                              "captions", "CHAIR", "report"};
     printf("timings:");
     for (int i = 0; i < step; i++) printf(" %s %.1f s%s", STEP_NAMES[i], timing[i], i + 1 < step ? "," : "\n");

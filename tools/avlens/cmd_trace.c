@@ -6,7 +6,10 @@
  * Per sample: the encoders run once for the clean inputs and once for the corrupted ones; one
  * tracer (src/analysis/trace.c) runs the clean prefill (which also feeds the sink and MDS
  * observers) and the corrupted one once, and every token set and layer window is a restored
- * run against them, with the exact shortcuts unless --naive. */
+ * run against them, with the exact shortcuts unless --naive.
+ * --sweep: the bottom-up per-token analysis of App. B.1.1 (Tab. 6-7) instead of the sets: every
+ * token of the restored modality alone, then S u O (sinks of N = 2 and 3 with the Object tokens),
+ * Neither and All; one "sweep" record per sample in OUT/sweep/. */
 #include <dirent.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/internal.h"
 #include "cli.h"
@@ -43,7 +47,14 @@ static const char USAGE[] =
     "  --tau T, --dims LIST   sink threshold and dimensions (default: the paper's for this model)\n"
     "  --naive                recompute every restored run in full (default: exact shortcuts that\n"
     "                         reuse the corrupted run's prefix and the clean run's keys and values;\n"
-    "                         same results, see docs/analyses.md)\n" CLI_DS_OPTIONS_HELP;
+    "                         same results, see docs/analyses.md)\n"
+    "  --sweep                the bottom-up per-token sweep (App. B.1.1, Tab. 6-7) instead of --sets:\n"
+    "                         each token of the restored modality alone, then the groups S u O\n"
+    "                         (Sink N=2 resp. N=3 with Object), Neither and All; records in OUT/sweep/\n"
+    "  --top-k LIST           the k of Tab. 6 that the report uses (default 5,10,20)\n"
+    "  --sweep-limit N        sweep only N tokens evenly spaced over the modality (default 0: all)\n"
+    "  --sweep-batch B        single-token runs that go through the model together (default 4, at most 16;\n"
+    "                         each holds its own KV cache)\n" CLI_DS_OPTIONS_HELP;
 
 typedef enum { SET_ALL, SET_OBJECT, SET_SINK, SET_RANDOM, SET_UNI, SET_CROSS } set_kind;
 static const char *const SET_NAME[] = {"all", "object", "sink", "random", "unimodal_sink", "crossmodal_sink"};
@@ -69,7 +80,29 @@ typedef struct {
     const avl_dataset *ds;
     avl_dataset *events;  /* --events: object_important_seconds items, by id */
     const char *media_root;
+    bool sweep;           /* --sweep */
+    int64_t topk[16];
+    int n_topk;
+    long long sweep_limit;
+    long long sweep_batch;
+    bool tty;
 } trace_ctx;
+
+/* the two sink groups of Tab. 6-7 */
+static const int SWEEP_N[2] = {2, 3};
+
+static bool parse_topk(const char *s, trace_ctx *c)
+{
+    c->n_topk = 0;
+    while (*s) {
+        char *end;
+        long long k = strtoll(s, &end, 10);
+        if (end == s || k < 1 || k > 1000000 || c->n_topk == 16 || (*end && *end != ',')) return false;
+        c->topk[c->n_topk++] = k;
+        s = *end ? end + 1 : end;
+    }
+    return c->n_topk > 0;
+}
 
 static bool parse_sets(const char *s, trace_ctx *c)
 {
@@ -249,6 +282,138 @@ static avl_status make_set(const trace_ctx *c, int k, const avl_sample *smp, con
     return rc;
 }
 
+typedef struct {
+    const char *id;
+    bool tty;
+} sweep_progress_ctx;
+
+static void sweep_progress(void *user, int64_t done, int64_t total)
+{
+    const sweep_progress_ctx *p = user;
+    if (!p->tty) return;
+    fprintf(stderr, "\r  sweep %s: token %lld/%lld", p->id, (long long)done, (long long)total);
+    if (done == total) fputs("\r\033[K", stderr);
+    fflush(stderr);
+}
+
+static json_t *group_entry(const char *group, int n, const avl_trace_result *r, int64_t n_tokens)
+{
+    json_t *e = json_object();
+    json_object_set_new(e, "group", json_string(group));
+    json_object_set_new(e, "n", n ? json_integer(n) : json_null());
+    json_object_set_new(e, "n_tokens", json_integer(n_tokens));
+    json_object_set_new(e, "ie_clean", r ? num(r->ie_clean) : json_real(0));
+    json_object_set_new(e, "ie_corr", r ? num(r->ie_corr) : json_real(0));
+    return e;
+}
+
+/* One restored group run (an empty group restores nothing: IE 0 by definition). */
+static avl_status sweep_group(avl_tracer *t, int nl, const char *group, int n, const int64_t *pos, int64_t cnt,
+                              json_t *groups)
+{
+    if (cnt == 0) {
+        json_array_append_new(groups, group_entry(group, n, NULL, 0));
+        return AVL_OK;
+    }
+    avl_tokset set;
+    avl_trace_result r;
+    avl_status rc = avl_tokset_from_list(pos, cnt, &set);
+    if (!rc) rc = avl_tracer_restore(t, &set, 0, nl, &r);
+    if (!rc) {
+        json_array_append_new(groups, group_entry(group, n, &r, set.n));
+        avl_trace_result_clear(&r);
+    }
+    avl_tokset_free(&set);
+    return rc;
+}
+
+/* The sweep of one sample into record o (App. B.1.1): the swept tokens with their IE and their
+ * membership of Sink 2, Sink 3 and Object, and the group runs S u O, Neither (per N) and All. */
+static avl_status sweep_sample(const trace_ctx *c, const cli_ds *d, const avl_sample *smp, const avl_features *f,
+                               const avl_token_map *map, const avl_tokset *base, const avl_phi_table *phi,
+                               bool patch_video, avl_tracer *t, json_t *o)
+{
+    int nl = (int)avl_model_config(d->m)->text.num_hidden_layers;
+    int64_t nb = base->n;
+    /* membership flags per base token: bit 0 sink2, bit 1 sink3, bit 2 object */
+    uint8_t *flag = calloc((size_t)nb + 1, 1);
+    int64_t *list = malloc(((size_t)nb + 1) * sizeof *list);
+    avl_sweep_token *sw = NULL;
+    avl_tokset obj = {0}, swept = {0};
+    const char *why = NULL;
+    avl_status rc = flag && list ? AVL_OK : avl__err(AVL_E_NOMEM, "%s: sweep: out of memory", smp->id);
+    for (int g = 0; g < 2 && !rc; g++) {
+        avl_sinks *s = NULL;
+        if ((rc = avl_sinks_find(phi, c->sp.tau, map, SWEEP_N[g], &s))) break;
+        const int64_t *sl = patch_video ? s->video : s->audio;
+        int64_t ns = patch_video ? s->n_video : s->n_audio;
+        for (int64_t i = 0; i < nb; i++)
+            for (int64_t j = 0; j < ns; j++)
+                if (sl[j] == base->pos[i]) flag[i] |= (uint8_t)(1u << g);
+        avl_sinks_free(s);
+    }
+    if (!rc) rc = object_set(c, smp, f, map, patch_video, &obj, &why);
+    for (int64_t i = 0; i < nb && !rc && !why; i++)
+        if (avl_tokset_contains(&obj, base->pos[i])) flag[i] |= 4;
+    /* the swept tokens: all of them, or --sweep-limit evenly spaced */
+    int64_t ns = c->sweep_limit > 0 && c->sweep_limit < nb ? c->sweep_limit : nb;
+    int64_t *idx = list; /* indices into base */
+    for (int64_t i = 0; i < ns && !rc; i++) idx[i] = ns == nb ? i : i * nb / ns;
+    if (!rc && (!(sw = calloc((size_t)ns + 1, sizeof *sw)) || !(swept.pos = malloc(((size_t)ns + 1) * sizeof *swept.pos))))
+        rc = avl__err(AVL_E_NOMEM, "%s: sweep: out of memory", smp->id);
+    if (!rc) {
+        swept.n = ns;
+        for (int64_t i = 0; i < ns; i++) swept.pos[i] = base->pos[idx[i]];
+        sweep_progress_ctx pc = {smp->id, c->tty};
+        rc = avl_tracer_sweep(t, &swept, 0, nl, (int)c->sweep_batch, sweep_progress, &pc, sw);
+    }
+    if (!rc) {
+        json_t *topk = json_array(), *toks = json_array();
+        for (int i = 0; i < c->n_topk; i++) json_array_append_new(topk, json_integer(c->topk[i]));
+        json_object_set_new(o, "modality", json_string(patch_video ? "video" : "audio"));
+        json_object_set_new(o, "top_k", topk);
+        json_object_set_new(o, "n_modality", json_integer(nb));
+        json_object_set_new(o, "n_swept", json_integer(ns));
+        json_object_set_new(o, "object", json_boolean(!why));
+        if (why) json_object_set_new(o, "object_skipped", json_string(why));
+        for (int64_t i = 0; i < ns; i++) {
+            const avl_token_info *ti = &map->tok[sw[i].pos];
+            uint8_t fl = flag[idx[i]];
+            json_t *e = json_object();
+            json_object_set_new(e, "pos", json_integer(sw[i].pos));
+            json_object_set_new(e, "chunk", json_integer(ti->chunk));
+            json_object_set_new(e, "t0", json_real(ti->t0));
+            json_object_set_new(e, "ie_clean", num(sw[i].ie_clean));
+            json_object_set_new(e, "ie_corr", num(sw[i].ie_corr));
+            json_object_set_new(e, "sink2", json_boolean(fl & 1));
+            json_object_set_new(e, "sink3", json_boolean(fl & 2));
+            json_object_set_new(e, "object", json_boolean(fl & 4));
+            json_array_append_new(toks, e);
+        }
+        json_object_set_new(o, "tokens", toks);
+    }
+    /* the group runs: All, then S u O and Neither per N (over every token of the modality) */
+    json_t *groups = json_array();
+    if (!rc) rc = sweep_group(t, nl, "all", 0, base->pos, nb, groups);
+    for (int g = 0; g < 2 && !rc; g++) {
+        int64_t n_in = 0, n_out = 0;
+        for (int64_t i = 0; i < nb; i++)
+            if (flag[i] & ((1u << g) | 4u)) list[n_in++] = base->pos[i];
+        rc = sweep_group(t, nl, "sink_object", SWEEP_N[g], list, n_in, groups);
+        for (int64_t i = 0; i < nb && !rc; i++)
+            if (!(flag[i] & ((1u << g) | 4u))) list[n_out++] = base->pos[i];
+        if (!rc) rc = sweep_group(t, nl, "neither", SWEEP_N[g], list, n_out, groups);
+    }
+    if (!rc) json_object_set_new(o, "groups", groups);
+    else json_decref(groups);
+    free(flag);
+    free(list);
+    free(sw);
+    free(swept.pos);
+    avl_tokset_free(&obj);
+    return rc;
+}
+
 static avl_status trace_one(void *user, const cli_ds *d, const avl_sample *smp, char **json)
 {
     const trace_ctx *c = user;
@@ -312,10 +477,11 @@ static avl_status trace_one(void *user, const cli_ds *d, const avl_sample *smp, 
      * when a set needs them, feeds the sinks' phi and the received-attention observers */
     bool need_sinks = false;
     for (int k = 0; k < c->n_sets; k++) need_sinks = need_sinks || c->kind[k] >= SET_SINK;
+    need_sinks = need_sinks || c->sweep;
     if ((rc = avl_plan_new(d->m, map, &plan))) goto done;
     if (need_sinks) {
         if ((rc = avl_sinks_observe(plan, &c->sp, &phi))) goto done;
-        if ((rc = avl_plan_observe_received(plan, 0, nl, &rx))) goto done;
+        if (!c->sweep && (rc = avl_plan_observe_received(plan, 0, nl, &rx))) goto done; /* the sweep needs phi only */
     }
     avl_trace_params tp = avl_trace_default_params(d->m);
     tp.site = c->site;
@@ -328,6 +494,23 @@ static avl_status trace_one(void *user, const cli_ds *d, const avl_sample *smp, 
     results = json_array();
     skipped = json_array();
     bool top = false;
+    if (c->sweep) {
+        char wc[64], wr[64];
+        first_word(a_clean->text, wc, sizeof wc);
+        first_word(a_corr->text, wr, sizeof wr);
+        json_object_set_new(o, "dominance", json_string(patch_video ? "audio" : "video"));
+        json_object_set_new(o, "site", json_string(c->site_name));
+        json_object_set_new(o, "corruption", json_string(c->corrupt_name));
+        json_object_set_new(o, "n_layers", json_integer(nl));
+        json_object_set_new(o, "clean", json_string(wc));
+        json_object_set_new(o, "corrupt", json_string(wr));
+        if (!(rc = sweep_sample(c, d, smp, in.f, map, &base, phi, patch_video, tracer, o))) {
+            json[0] = cli_ds_record_dump(o);
+            o = NULL;
+            if (!json[0]) rc = AVL_E_NOMEM;
+        }
+        goto done;
+    }
     for (int k = 0; k < c->n_sets && !rc; k++) {
         avl_tokset set;
         const char *why;
@@ -425,10 +608,14 @@ int avl_cmd_trace(int argc, char **argv)
     trace_ctx c = {.site = AVL_SITE_ATTN_IN, .site_name = "before_attn", .corrupt = AVL_CORRUPT_ZERO,
                    .corrupt_name = "zero", .noise_std = 1.0};
     parse_sets("all,sink2,random2", &c);
+    parse_topk("5,10,20", &c);
+    c.sweep_batch = 4;
+    c.tty = isatty(2);
     const char *dims = NULL, *events = NULL, *analysis = NULL;
     double tau = -1;
     long long seed = 0;
-    enum { O_SETS = 1, O_SITE, O_WIN, O_CORR, O_STD, O_SEED, O_FORCE, O_TAU, O_DIMS, O_EVENTS, O_ANALYSIS, O_NAIVE };
+    enum { O_SETS = 1, O_SITE, O_WIN, O_CORR, O_STD, O_SEED, O_FORCE, O_TAU, O_DIMS, O_EVENTS, O_ANALYSIS, O_NAIVE,
+           O_SWEEP, O_TOPK, O_SWEEP_LIMIT, O_SWEEP_BATCH };
     static const struct option opts[] = {CLI_DS_LONG_OPTIONS,
                                          {"sets", required_argument, 0, O_SETS},
                                          {"site", required_argument, 0, O_SITE},
@@ -442,6 +629,10 @@ int avl_cmd_trace(int argc, char **argv)
                                          {"tau", required_argument, 0, O_TAU},
                                          {"dims", required_argument, 0, O_DIMS},
                                          {"naive", no_argument, 0, O_NAIVE},
+                                         {"sweep", no_argument, 0, O_SWEEP},
+                                         {"top-k", required_argument, 0, O_TOPK},
+                                         {"sweep-limit", required_argument, 0, O_SWEEP_LIMIT},
+                                         {"sweep-batch", required_argument, 0, O_SWEEP_BATCH},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     optind = 1;
@@ -484,6 +675,19 @@ int avl_cmd_trace(int argc, char **argv)
             break;
         case O_DIMS: dims = optarg; break;
         case O_NAIVE: c.naive = true; break;
+        case O_SWEEP: c.sweep = true; break;
+        case O_TOPK:
+            if (!parse_topk(optarg, &c)) return cli_usage_error("trace", "--top-k wants a list of positive integers, got '%s'", optarg);
+            break;
+        case O_SWEEP_LIMIT:
+            if (!cli_parse_int("trace", "--sweep-limit", optarg, &c.sweep_limit)) return 2;
+            if (c.sweep_limit < 0) return cli_usage_error("trace", "--sweep-limit wants N >= 0");
+            break;
+        case O_SWEEP_BATCH:
+            if (!cli_parse_int("trace", "--sweep-batch", optarg, &c.sweep_batch)) return 2;
+            if (c.sweep_batch < 1 || c.sweep_batch > AVL_SWEEP_MAX_BATCH)
+                return cli_usage_error("trace", "--sweep-batch wants 1 to %d", AVL_SWEEP_MAX_BATCH);
+            break;
         default: {
             int t = cli_ds_option(&d, o, optarg);
             if (t == 1) return cli_usage_error("trace", "unknown option");
@@ -503,6 +707,7 @@ int avl_cmd_trace(int argc, char **argv)
         if (tau >= 0) c.sp.tau = tau;
         bool need_sinks = false;
         for (int k = 0; k < c.n_sets; k++) need_sinks = need_sinks || c.kind[k] >= SET_SINK;
+        need_sinks = need_sinks || c.sweep;
         if (dims && !cli_parse_dims(dims, &c.sp))
             code = cli_usage_error("trace", "--dims wants a comma-separated list of dimensions, got '%s'", dims);
         else if (need_sinks && c.sp.n_dims == 0) {
@@ -521,9 +726,10 @@ int avl_cmd_trace(int argc, char **argv)
         d.select_user = &c;
         /* one folder per setting: the default one is plain "trace" */
         char folder[64];
+        const char *stem = c.sweep ? "sweep" : "trace";
         if (analysis) snprintf(folder, sizeof folder, "%s", analysis);
-        else if (c.site == AVL_SITE_ATTN_IN && c.corrupt == AVL_CORRUPT_ZERO) snprintf(folder, sizeof folder, "trace");
-        else snprintf(folder, sizeof folder, "trace.%s_%s", c.site_name, c.corrupt_name);
+        else if (c.site == AVL_SITE_ATTN_IN && c.corrupt == AVL_CORRUPT_ZERO) snprintf(folder, sizeof folder, "%s", stem);
+        else snprintf(folder, sizeof folder, "%s.%s_%s", stem, c.site_name, c.corrupt_name);
         const char *names[] = {folder};
         code = cli_ds_run(&d, names, 1, trace_one, &c);
     }
