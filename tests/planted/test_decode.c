@@ -20,6 +20,7 @@
 
 #define PLANTED_SINKS_DIR "planted_decode"
 #include "planted_sinks.h"
+#include "decode_checks.h"
 
 enum { T_NEW = 6 };
 
@@ -53,13 +54,6 @@ static void vanilla_ids(int32_t **ids, int64_t *n)
     avl_run_free(r);
 }
 
-static void expect_ids(const avl_decode_result *r, const int32_t *ids, int64_t n, const char *what)
-{
-    if (r->n != n) fail_msg("%s: %lld tokens, want %lld", what, (long long)r->n, (long long)n);
-    for (int64_t i = 0; i < n; i++)
-        if (r->ids[i] != ids[i]) fail_msg("%s: token %lld is %d, want %d", what, (long long)i, r->ids[i], ids[i]);
-}
-
 static void run(const avl_decode_params *p, const avl_decode_input *in, avl_decode_result *r)
 {
     if (avl_decode(F.m, in, p, r) != AVL_OK) fail_msg("decode: %s", avl_last_error());
@@ -78,22 +72,6 @@ static void test_vanilla_is_generate(void **state)
     expect_ids(&r, ids, n, "vanilla");
     avl_decode_result_clear(&r);
     avl_free(ids);
-}
-
-/* max |a - b| / max |b| <= tol (scores of -inf must match exactly) */
-static void expect_close(const float *a, const float *b, int64_t n, double tol, const char *what)
-{
-    double d = 0, s = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (isinf(a[i]) || isinf(b[i])) {
-            if (a[i] != b[i]) fail_msg("%s: element %lld is %g vs %g", what, (long long)i, a[i], b[i]);
-            continue;
-        }
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        s = fmax(s, fabs((double)b[i]));
-    }
-    fprintf(stderr, "%s: max |diff| %.3g, max |x| %.3g\n", what, d, s);
-    if (d > tol * (s > 1 ? s : 1)) fail_msg("%s: differ by %g (scale %g)", what, d, s);
 }
 
 /* The cache prefix copied from another run, then the rest: the same logits as one prefill. */
