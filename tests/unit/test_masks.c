@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "avl_test.h"
+#include "av_seq.h"
 #include "base/internal.h"
 
 /* A binary PPM of w x h: black except a white rectangle [x0, x1) x [y0, y1). */
@@ -33,28 +34,6 @@ static void test_grey(void **state)
     assert_int_equal(g[1], 255);
     assert_int_equal(g[2], 76);  /* Pillow: (255 * 19595 + 32768) >> 16 */
     assert_int_equal(g[3], (10 * 19595 + 200 * 38470 + 30 * 7471 + 32768) >> 16);
-}
-
-/* the token map of one 2-grid, 4 x 4 merged video with its audio (as test_analysis's) */
-static avl_token_map *av_map(void)
-{
-    avl_seq_params sp = avl_seq_default_params();
-    int32_t chat[5] = {40, sp.vision_start_token_id, sp.video_token_id, sp.vision_end_token_id, 41};
-    avl_media_shape ms = {0};
-    ms.n_videos = 1;
-    ms.video_grid_thw[0][0] = 2;
-    ms.video_grid_thw[0][1] = 4;
-    ms.video_grid_thw[0][2] = 4;
-    ms.video_second_per_grid[0] = 2.0;
-    ms.n_audios = 1;
-    ms.audio_feature_len[0] = 200;
-    int32_t *ids;
-    int64_t n;
-    avl_token_map *map;
-    assert_int_equal(avl_seq_expand(&sp, chat, 5, &ms, true, &ids, &n), AVL_OK);
-    assert_int_equal(avl_seq_positions(&sp, ids, n, &ms, true, &map), AVL_OK);
-    avl_free(ids);
-    return map;
 }
 
 static void test_read_and_tokens(void **state)

@@ -87,6 +87,23 @@ static json_t *split_json(const avl_mds *md, const int64_t *list, int64_t n, boo
     return split_json_key(md, list, n, video, "cross_modal");
 }
 
+/* The one prefill both routes make: the phi observer (sinks) and the received-attention
+ * observer (MDS) on the whole prompt. No logits are needed (the sinks read hidden states and
+ * attention only), so lm_head is not run. *plan owns *rx; the caller frees plan and phi. */
+static avl_status sinks_prefill(const avl_model *m, const avl_token_map *map, const float *embeds,
+                                const avl_sink_params *sp, avl_plan **plan, avl_phi_table **phi, avl_received **rx)
+{
+    int nl = (int)avl_model_config(m)->text.num_hidden_layers;
+    avl_run *run = NULL;
+    avl_status rc = avl_plan_new(m, map, plan);
+    if (!rc) rc = avl_sinks_observe(*plan, sp, phi);
+    if (!rc) rc = avl_plan_observe_received(*plan, 0, nl, rx);
+    if (!rc) rc = avl_run_new(m, map->n > 0 ? map->n : 1, &run);
+    if (!rc) rc = avl_run_forward(run, embeds, map->pos, map->n, map->n, avl_plan_hooks(*plan), NULL, 0);
+    avl_run_free(run);
+    return rc;
+}
+
 static int sinks_dataset(int argc, char **argv);
 
 int avl_cmd_sinks(int argc, char **argv)
@@ -139,14 +156,13 @@ int avl_cmd_sinks(int argc, char **argv)
     mp.threads = (int)threads;
     avl_model *m = NULL;
     cli_inputs in = {0};
-    float *embeds = NULL, *logits = NULL;
+    float *embeds = NULL;
     avl_token_map *map = NULL;
     avl_plan *plan = NULL;
     avl_phi_table *phi = NULL;
     avl_received *rx = NULL;
     avl_sinks *s = NULL;
     avl_mds *md = NULL;
-    avl_run *run = NULL;
     int exit_code = 1;
     avl_status rc;
     if ((rc = avl_model_load(model, &mp, &m))) goto fail;
@@ -169,16 +185,7 @@ int avl_cmd_sinks(int argc, char **argv)
         goto done;
     if ((rc = avl_thinker_embed(m, &in.ti, &embeds, &map, NULL))) goto fail;
     int nl = (int)cfg->text.num_hidden_layers;
-    if ((rc = avl_plan_new(m, map, &plan))) goto fail;
-    if ((rc = avl_sinks_observe(plan, &sp, &phi))) goto fail;
-    if ((rc = avl_plan_observe_received(plan, 0, nl, &rx))) goto fail;
-    if (!(logits = malloc((size_t)cfg->text.vocab_size * sizeof *logits))) {
-        rc = AVL_E_NOMEM;
-        goto fail;
-    }
-    if ((rc = avl_run_new(m, map->n > 0 ? map->n : 1, &run))) goto fail;
-    rc = avl_run_forward(run, embeds, map->pos, map->n, map->n, avl_plan_hooks(plan), logits, map->n > 0);
-    if (rc) goto fail;
+    if ((rc = sinks_prefill(m, map, embeds, &sp, &plan, &phi, &rx))) goto fail;
     if ((rc = avl_sinks_find(phi, sp.tau, map, kdiv, &s))) goto fail;
     if ((rc = avl_mds_compute(rx, s->global, s->n_global, &md))) goto fail;
 
@@ -231,12 +238,10 @@ fail:
 done:
     avl_mds_free(md);
     avl_sinks_free(s);
-    avl_run_free(run);
     avl_plan_free(plan);
     avl_phi_free(phi);
     avl_token_map_free(map);
     avl_free(embeds);
-    free(logits);
     cli_inputs_free(&in);
     avl_model_free(m);
     return exit_code;
@@ -276,27 +281,17 @@ static avl_status sinks_one(void *user, const cli_ds *d, const avl_sample *smp, 
     const avl_config *cfg = avl_model_config(d->m);
     int nl = (int)cfg->text.num_hidden_layers;
     cli_inputs in;
-    float *embeds = NULL, *logits = NULL;
+    float *embeds = NULL;
     avl_token_map *map = NULL;
     avl_plan *plan = NULL;
     avl_phi_table *phi = NULL;
     avl_received *rx = NULL;
     avl_sinks *s = NULL;
     avl_mds *md = NULL;
-    avl_run *run = NULL;
     avl_status rc = cli_ds_sample_inputs(d, smp, &in);
     if (rc) return rc;
     if ((rc = avl_thinker_embed(d->m, &in.ti, &embeds, &map, NULL))) goto done;
-    if ((rc = avl_plan_new(d->m, map, &plan))) goto done;
-    if ((rc = avl_sinks_observe(plan, &c->sp, &phi))) goto done;
-    if ((rc = avl_plan_observe_received(plan, 0, nl, &rx))) goto done;
-    if (!(logits = malloc((size_t)cfg->text.vocab_size * sizeof *logits))) {
-        rc = AVL_E_NOMEM;
-        goto done;
-    }
-    if ((rc = avl_run_new(d->m, map->n > 0 ? map->n : 1, &run))) goto done;
-    if ((rc = avl_run_forward(run, embeds, map->pos, map->n, map->n, avl_plan_hooks(plan), logits, map->n > 0)))
-        goto done;
+    if ((rc = sinks_prefill(d->m, map, embeds, &c->sp, &plan, &phi, &rx))) goto done;
 
     /* the sinks record */
     json_t *o = cli_ds_record_new(d, smp);
@@ -378,12 +373,10 @@ static avl_status sinks_one(void *user, const cli_ds *d, const avl_sample *smp, 
 done:
     avl_mds_free(md);
     avl_sinks_free(s);
-    avl_run_free(run);
     avl_plan_free(plan);
     avl_phi_free(phi);
     avl_token_map_free(map);
     avl_free(embeds);
-    free(logits);
     cli_inputs_free(&in);
     return rc;
 }
